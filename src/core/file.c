@@ -52,10 +52,21 @@ int bw_file_read(const char *path, size_t max, struct bw_buf *out)
 	int r = 0;
 	size_t got = 0;
 	for (;;) {
-		if ((r = bw_buf_reserve(out, 65536 < max - got + 1 ? 65536 : max - got + 1)))
+		size_t want = max - got < 65536 ? max - got : 65536;
+		ssize_t n;
+		if (want == 0) {
+			/* at the limit: one more byte means the file is too big */
+			char probe;
+			n = read(fd, &probe, 1);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n > 0)
+				r = bw_errf(BW_ETOOBIG, "%s: larger than %zu bytes", path, max);
 			break;
-		size_t room = out->cap - out->len - 1;
-		ssize_t n = read(fd, out->data + out->len, room);
+		}
+		if ((r = bw_buf_reserve(out, want)))
+			break;
+		n = read(fd, out->data + out->len, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -66,10 +77,6 @@ int bw_file_read(const char *path, size_t max, struct bw_buf *out)
 			break;
 		out->len += (size_t)n;
 		got += (size_t)n;
-		if (got > max) {
-			r = bw_errf(BW_ETOOBIG, "%s: larger than %zu bytes", path, max);
-			break;
-		}
 	}
 	close(fd);
 	return r;

@@ -37,9 +37,12 @@ void bw_time_format(int64_t ns, char out[40])
 	struct tm tm;
 	split(ns, &s, &n);
 	gmtime_r(&s, &tm);
-	snprintf(out, 40, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
-	         tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+	char tmp[96];
+	snprintf(tmp, sizeof tmp, "%04d-%02d-%02dT%02d:%02d:%02d.%09ldZ",
+	         (tm.tm_year + 1900) % 10000, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 	         tm.tm_min, tm.tm_sec, n);
+	memcpy(out, tmp, 39);
+	out[39] = 0;
 }
 
 void bw_time_format_local(int64_t ns, char out[40])

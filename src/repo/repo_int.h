@@ -54,6 +54,11 @@ int bw_repo_write_index(struct bw_repo *r, const struct bw_id *supersedes,
 
 /* Packs named by pending prune plans (two-phase deletion). */
 int bw_plans_packs(struct bw_repo *r, struct bw_id **packs, size_t *n) BW_WUR;
+/* Plan objects (plan.c): {"version":1,"time":...,"packs":[hex...]} */
+int bw_plan_decode(const uint8_t *p, size_t n, int64_t *time_ns,
+                   struct bw_id **packs, size_t *npacks) BW_WUR;
+int bw_plan_encode(int64_t time_ns, const struct bw_id *packs, size_t n,
+                   struct bw_buf *out) BW_WUR;
 
 /* Config file: plaintext JSON (parsed before any key is known). */
 struct bw_config {
