@@ -1,17 +1,61 @@
 /* Keys, HMAC IDs, XChaCha20-Poly1305 and Argon2id. */
 #include <bulwark/crypto.h>
 
+#include <openssl/core_names.h>
 #include <openssl/evp.h>
+#include <openssl/params.h>
+#include <pthread.h>
 #include <openssl/hmac.h>
 #include <openssl/sha.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* OpenSSL 3 looks algorithms up under a global lock on every implicit
+ * fetch (EVP_sha256(), HMAC(), ...); with several threads that lock is
+ * the bottleneck.  Fetch once, and keep one context per thread. */
+static EVP_MD *md_sha256;
+static EVP_MAC *mac_hmac;
+static EVP_CIPHER *cipher_cc20;
+
+struct tls_crypto {
+	EVP_MAC_CTX *mac;
+	uint8_t mac_key[BW_KEY_LEN];
+	int mac_keyed;
+	EVP_CIPHER_CTX *aead;
+	EVP_MD_CTX *md;
+};
+static _Thread_local struct tls_crypto tls;
+static pthread_key_t tls_key;
+
+static void tls_free(void *p)
+{
+	(void)p;
+	EVP_MAC_CTX_free(tls.mac);
+	EVP_CIPHER_CTX_free(tls.aead);
+	EVP_MD_CTX_free(tls.md);
+	sodium_memzero(&tls, sizeof tls);
+}
+
+static void tls_register(void)
+{
+	/* any non-NULL value makes the destructor run at thread exit */
+	pthread_setspecific(tls_key, &tls);
+}
+
 int bw_crypto_init(void)
 {
 	if (sodium_init() < 0)
 		return BW_EUNSUP;
+	if (!md_sha256) {
+		md_sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
+		mac_hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+		cipher_cc20 = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+		if (!md_sha256 || !mac_hmac || !cipher_cc20)
+			return BW_EUNSUP;
+		if (pthread_key_create(&tls_key, tls_free))
+			return BW_EUNSUP;
+	}
 	return 0;
 }
 
@@ -36,13 +80,35 @@ void bw_random(void *p, size_t n) { randombytes_buf(p, n); }
 void bw_mac_id(const struct bw_keys *k, const void *data, size_t n,
                struct bw_id *out)
 {
-	unsigned int len = BW_ID_LEN;
-	HMAC(EVP_sha256(), k->mac, BW_KEY_LEN, data, n, out->b, &len);
+	size_t len = 0;
+	if (!tls.mac) {
+		tls.mac = EVP_MAC_CTX_new(mac_hmac);
+		tls_register();
+	}
+	if (!tls.mac_keyed || memcmp(tls.mac_key, k->mac, BW_KEY_LEN)) {
+		OSSL_PARAM params[2];
+		params[0] = OSSL_PARAM_construct_utf8_string("digest", (char *)"SHA256", 0);
+		params[1] = OSSL_PARAM_construct_end();
+		EVP_MAC_init(tls.mac, k->mac, BW_KEY_LEN, params);
+		memcpy(tls.mac_key, k->mac, BW_KEY_LEN);
+		tls.mac_keyed = 1;
+	} else {
+		EVP_MAC_init(tls.mac, NULL, 0, NULL); /* same key: reuse */
+	}
+	EVP_MAC_update(tls.mac, data, n);
+	EVP_MAC_final(tls.mac, out->b, &len, BW_ID_LEN);
 }
 
 void bw_sha256(const void *p, size_t n, struct bw_id *out)
 {
-	SHA256(p, n, out->b);
+	unsigned int len = BW_ID_LEN;
+	if (!tls.md) {
+		tls.md = EVP_MD_CTX_new();
+		tls_register();
+	}
+	EVP_DigestInit_ex2(tls.md, md_sha256, NULL);
+	EVP_DigestUpdate(tls.md, p, n);
+	EVP_DigestFinal_ex(tls.md, out->b, &len);
 }
 
 struct bw_sha256 {
@@ -55,7 +121,7 @@ struct bw_sha256 *bw_sha256_new(void)
 	if (!s)
 		return NULL;
 	s->ctx = EVP_MD_CTX_new();
-	if (!s->ctx || !EVP_DigestInit_ex(s->ctx, EVP_sha256(), NULL)) {
+	if (!s->ctx || !EVP_DigestInit_ex2(s->ctx, md_sha256, NULL)) {
 		EVP_MD_CTX_free(s->ctx);
 		free(s);
 		return NULL;
@@ -89,14 +155,14 @@ static int aead(int enc, const uint8_t key[BW_KEY_LEN],
 		return BW_ETOOBIG;
 	crypto_core_hchacha20(sub, nonce, key, NULL);
 	memcpy(iv + 4, nonce + 16, 8);
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	if (!tls.aead) {
+		tls.aead = EVP_CIPHER_CTX_new();
+		tls_register();
+	}
+	EVP_CIPHER_CTX *c = tls.aead;
 	if (!c)
 		goto out;
-	if (!EVP_CipherInit_ex(c, EVP_chacha20_poly1305(), NULL, NULL, NULL, enc))
-		goto out;
-	if (!EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_IVLEN, 12, NULL))
-		goto out;
-	if (!EVP_CipherInit_ex(c, NULL, NULL, sub, iv, enc))
+	if (!EVP_CipherInit_ex2(c, cipher_cc20, sub, iv, enc, NULL))
 		goto out;
 	if (!enc && !EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_AEAD_SET_TAG, BW_TAG_LEN, tag))
 		goto out;
@@ -110,7 +176,6 @@ static int aead(int enc, const uint8_t key[BW_KEY_LEN],
 		goto out;
 	ok = 1;
 out:
-	EVP_CIPHER_CTX_free(c);
 	sodium_memzero(sub, sizeof sub);
 	return ok ? 0 : BW_EAUTH;
 }

@@ -81,6 +81,15 @@ int bw_be_stat(struct bw_backend *b, enum bw_obj t, const char *name,
 	return b->ops->stat(b, t, name, size);
 }
 
+int bw_be_sync(struct bw_backend *b)
+{
+	int r = b->ops->sync ? b->ops->sync(b) : 0;
+	if (r)
+		return bw_errf(r, "%s: cannot flush to stable storage: %s",
+		               b->location, bw_strerror(r));
+	return 0;
+}
+
 void bw_be_free(struct bw_backend *b)
 {
 	if (b)

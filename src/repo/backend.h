@@ -40,6 +40,8 @@ struct bw_backend_ops {
 	int (*remove)(struct bw_backend *b, enum bw_obj t, const char *name);
 	int (*stat)(struct bw_backend *b, enum bw_obj t, const char *name,
 	            uint64_t *size);
+	/* make everything stored so far durable (write_temp need not be) */
+	int (*sync)(struct bw_backend *b);
 	void (*free)(struct bw_backend *b);
 };
 
@@ -61,6 +63,7 @@ int bw_be_write(struct bw_backend *b, enum bw_obj t, const char *name,
 int bw_be_remove(struct bw_backend *b, enum bw_obj t, const char *name) BW_WUR;
 int bw_be_stat(struct bw_backend *b, enum bw_obj t, const char *name,
                uint64_t *size) BW_WUR;
+int bw_be_sync(struct bw_backend *b) BW_WUR;
 void bw_be_free(struct bw_backend *b);
 
 #endif

@@ -292,12 +292,15 @@ static int l_write_temp(struct bw_backend *b, enum bw_obj t, const char *name,
                         int fd, uint64_t n)
 {
 	struct local *l = (struct local *)b;
-	char path[4096], dir[4096];
+	char path[4096];
 	struct named_tmp *nt = take_named(fd);
 	int r = obj_path(l, t, name, path, sizeof path);
 	if (r)
 		goto out;
-	if (ftruncate(fd, (off_t)n) || fdatasync(fd)) {
+	/* start writeback now; durability comes from sync() before any
+	 * index names this pack, so workers never wait on the disk here */
+	if (ftruncate(fd, (off_t)n) ||
+	    sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE)) {
 		r = bw_errf(bw_from_errno(errno), "%s: %s", path, strerror(errno));
 		goto out;
 	}
@@ -312,13 +315,6 @@ static int l_write_temp(struct bw_backend *b, enum bw_obj t, const char *name,
 			r = bw_errf(bw_from_errno(errno), "%s: %s", path, strerror(errno));
 	}
 	/* EEXIST: the same content is already stored under its hash: fine */
-	if (!r) {
-		snprintf(dir, sizeof dir, "%s", path);
-		char *s = strrchr(dir, '/');
-		if (s)
-			*s = 0;
-		r = bw_fsync_dir(dir);
-	}
 out:
 	close(fd);
 	if (nt) {
@@ -359,6 +355,17 @@ static int l_stat(struct bw_backend *b, enum bw_obj t, const char *name,
 	return 0;
 }
 
+static int l_sync(struct bw_backend *b)
+{
+	struct local *l = (struct local *)b;
+	int fd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bw_from_errno(errno);
+	int r = syncfs(fd) ? bw_from_errno(errno) : 0;
+	close(fd);
+	return r;
+}
+
 static void l_free(struct bw_backend *b)
 {
 	struct local *l = (struct local *)b;
@@ -378,6 +385,7 @@ static const struct bw_backend_ops local_ops = {
 	.write_temp = l_write_temp,
 	.remove = l_remove,
 	.stat = l_stat,
+	.sync = l_sync,
 	.free = l_free,
 };
 

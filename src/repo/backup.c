@@ -197,7 +197,11 @@ static int flush_index(struct ctx *c)
 	if (!c->ndone)
 		return 0;
 	struct bw_id id;
-	int r = bw_repo_write_index(c->r, NULL, 0, c->done_packs, c->ndone, &id);
+	/* the packs must be durable before an index names them */
+	int r = bw_be_sync(c->r->be);
+	if (r)
+		return r;
+	r = bw_repo_write_index(c->r, NULL, 0, c->done_packs, c->ndone, &id);
 	if (r)
 		return r;
 	for (size_t i = 0; i < c->ndone; i++)
