@@ -42,10 +42,10 @@ int cli_lookup_path(struct bw_repo *r, const struct bw_id *root,
 void cli_lookup_release(struct cli_lookup *l);
 
 /* ---- blob ID map ----------------------------------------------------------
- * Open addressing; each entry carries three counters for the caller. */
+ * Open addressing; each entry carries four counters for the caller. */
 struct cli_idmap_ent {
 	struct bw_id id;
-	uint64_t v[3];
+	uint64_t v[4];
 	int used;
 };
 struct cli_idmap {
