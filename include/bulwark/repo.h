@@ -305,6 +305,7 @@ struct bw_prune_stats {
 	uint64_t packs_total, packs_deleted, packs_planned, packs_repacked;
 	uint64_t blobs_kept, blobs_removed, bytes_freed, bytes_pending;
 	uint64_t plans_completed, plans_waiting;
+	uint64_t sessions_waiting; /* live sessions the waiting plans wait for */
 };
 int bw_prune(struct bw_repo *r, const struct bw_prune_opts *o,
              struct bw_prune_stats *st) BW_WUR;
