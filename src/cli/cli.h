@@ -74,6 +74,13 @@ json_t *cli_json_str_n(const char *s, size_t n); /* bytes -> string, escapes inv
 void cli_print_escaped(FILE *f, const char *s, size_t n); /* shows non-printables as \xNN */
 void cli_short_id(const struct bw_id *id, char out[9]);
 
+/* "1y2m3d4h": y = 365 days, m = 30 days (months), w, d, h, min, s;
+ * units may repeat in any order.  0 or BW_EINVAL.  (cmd_forget.c) */
+int cli_parse_duration(const char *s, int64_t *ns);
+/* Run prune and print its summary (text or JSON); returns an exit code.
+ * (cmd_prune.c) */
+int cli_prune_run(struct bw_repo *repo, const struct bw_prune_opts *o);
+
 /* Commands */
 int cmd_init(int argc, char **argv);
 int cmd_backup(int argc, char **argv);
