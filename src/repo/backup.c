@@ -472,7 +472,8 @@ static struct worker *get_worker(struct ctx *c)
 		free(w);
 		return NULL;
 	}
-	bw_buf_init(&w->in, (size_t)c->chunker.max * 2 + (4u << 20));
+	/* exactly one read-ahead window: the buffer never doubles */
+	bw_buf_init(&w->in, (size_t)c->chunker.max + (1u << 20));
 	bw_buf_init(&w->sealed, (size_t)c->chunker.max * 2 + (1u << 20));
 	pthread_mutex_lock(&c->mu);
 	w->next = c->workers;
