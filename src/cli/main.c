@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -395,6 +396,11 @@ static void on_signal(int sig)
 int main(int argc, char **argv)
 {
 	g.prog = "bulwark";
+	/* Fixed mmap threshold: glibc would otherwise raise it to 32 MiB after
+	 * the key derivation frees its buffer, and later large buffers would
+	 * stay in the heap after use.  Few arenas: the workers share them. */
+	mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+	mallopt(M_ARENA_MAX, 4);
 	if (bw_crypto_init()) {
 		fprintf(stderr, "bulwark: cannot initialise libsodium\n");
 		return EXIT_ERROR;
