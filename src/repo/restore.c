@@ -197,12 +197,9 @@ static int at_open(struct ctx *c, const char *path, int flags, mode_t mode)
 		            RESOLVE_NO_MAGICLINKS;
 		int fd = (int)syscall(SYS_openat2, c->rootfd, path + 1, &h,
 		                      sizeof h);
-		if (fd >= 0 || (errno != ENOSYS && errno != EPERM))
+		if (fd >= 0 || errno != ENOSYS)
 			return fd;
-		if (errno == ENOSYS)
-			__atomic_store_n(&c->have_openat2, 0, __ATOMIC_RELAXED);
-		else if (fd < 0 && !(flags & O_CREAT))
-			return fd;
+		__atomic_store_n(&c->have_openat2, 0, __ATOMIC_RELAXED);
 	}
 	/* old kernels: the walk checked every directory it made */
 	return openat(c->rootfd, path + 1, flags | O_CLOEXEC | O_NOFOLLOW, mode);
@@ -442,13 +439,14 @@ static int make_dir(struct ctx *c, int pfd, const char *name, const char *path)
 }
 
 /* Create every directory level not made yet (lazily: with includes, a
- * directory is made only when something inside it is restored). */
+ * directory is made only when something inside it is restored).
+ * 1: a level could not be made (reported), skip what is below it. */
 static int ensure_dirs(struct ctx *c)
 {
 	for (size_t i = 1; i < c->nlv; i++) {
 		struct level *l = &c->lv[i];
 		if (l->fd == -2)
-			return -1;
+			return 1;
 		if (l->fd >= 0)
 			continue;
 		const struct bw_node *n = l->n;
@@ -461,7 +459,7 @@ static int ensure_dirs(struct ctx *c)
 		if (l->fd < 0) {
 			l->fd = -2;
 			free(p);
-			return -1;
+			return 1;
 		}
 		if (c->ndirs == c->capdirs) {
 			size_t nc = c->capdirs ? c->capdirs * 2 : 64;
@@ -502,7 +500,7 @@ static int walk_dir(struct ctx *c, const struct bw_node *n, int create,
 	int r = create ? ensure_dirs(c) : 0;
 	if (r == 0)
 		r = walk(c, &n->subtree, sel, sub);
-	else if (r > 0 || r == -1)
+	else if (r > 0)
 		r = 0; /* reported: skip the subtree */
 	l = &c->lv[--c->nlv];
 	if (l->fd >= 0)
@@ -658,7 +656,7 @@ static int restore_leaf(struct ctx *c, const struct bw_node *n)
 {
 	int r = ensure_dirs(c);
 	if (r)
-		return r == -1 ? 0 : r;
+		return r > 0 ? 0 : r;
 	memcpy(c->name, n->name, n->name_len);
 	c->name[n->name_len] = 0;
 	switch (n->type) {

@@ -118,6 +118,19 @@ echo changed > "$W/t2$S/dir/file.txt"
 "$B" -r "$R" -q restore latest --target "$W/t2" --overwrite || fail "--overwrite exited $?"
 compare "$S" "$W/t2$S" "overwrite"
 
+# ---- symlinks already in the target are never followed ----
+mkdir -p "$W/outside" "$W/t8"
+ln -s "$W/outside" "$W/t8/tmp"
+"$B" -r "$R" -q restore latest --target "$W/t8" 2>/dev/null
+[ $? = 3 ] || fail "restore through a symlinked directory should exit 3"
+[ -z "$(ls -A "$W/outside")" ] || fail "restore wrote through a symlink in the target"
+"$B" -r "$R" -q restore latest --target "$W/t9" --include "$S/dir/*" || fail "t9 exited $?"
+echo keep > "$W/outside/victim"
+rm "$W/t9$S/dir/file.txt" && ln -s "$W/outside/victim" "$W/t9$S/dir/file.txt"
+"$B" -r "$R" -q restore latest --target "$W/t9" --include "$S/dir/*" --overwrite || fail "t9 overwrite exited $?"
+[ "$(cat "$W/outside/victim")" = keep ] || fail "--overwrite wrote through a symlink"
+[ -f "$W/t9$S/dir/file.txt" ] && [ ! -L "$W/t9$S/dir/file.txt" ] || fail "--overwrite did not replace the symlink"
+
 # ---- sparse ----
 "$B" -r "$R" -q restore latest --target "$W/t3" --sparse --include "$S/big.img" --include "$S/zeros.img" || fail "sparse exited $?"
 cmp -s "$S/big.img" "$W/t3$S/big.img" && cmp -s "$S/zeros.img" "$W/t3$S/zeros.img" || fail "sparse: contents differ"
