@@ -906,7 +906,7 @@ int bw_prune(struct bw_repo *r, const struct bw_prune_opts *o,
 	if (!(p.o.max_unused >= 0.0)) /* also NaN */
 		p.o.max_unused = 0.5;
 	if (r->be->append_only && !p.o.dry_run)
-		return bw_errf(BW_EPERM, "prune: the repository is append-only: nothing can be "
+		return bw_errf(BW_EPERM, "the repository is append-only: nothing can be "
 		               "deleted (run prune where deletes are allowed)");
 	if (gethostname(p.host, sizeof p.host))
 		snprintf(p.host, sizeof p.host, "unknown");
