@@ -25,6 +25,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "chunker.h"
@@ -1097,6 +1098,64 @@ static int find_parent(struct ctx *c, char **abs, size_t n, const char *host,
 	return found ? 0 : BW_ENOENT;
 }
 
+/* Keeps the session lock fresh while a long backup runs, so that a prune
+ * elsewhere never takes it for dead (see prune.c). */
+#define SESSION_REFRESH_S 120
+
+struct refresher {
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	int stop, running, inited;
+	struct bw_session *s;
+};
+
+static void *refresh_main(void *arg)
+{
+	struct refresher *f = arg;
+	pthread_mutex_lock(&f->mu);
+	while (!f->stop) {
+		struct timespec ts;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SESSION_REFRESH_S;
+		if (pthread_cond_timedwait(&f->cv, &f->mu, &ts) == ETIMEDOUT && !f->stop) {
+			pthread_mutex_unlock(&f->mu);
+			if (bw_session_refresh(f->s))
+				bw_warn("cannot refresh the session lock: %s", bw_err_msg());
+			bw_err_clear();
+			pthread_mutex_lock(&f->mu);
+		}
+	}
+	pthread_mutex_unlock(&f->mu);
+	return NULL;
+}
+
+static void refresher_start(struct refresher *f, struct bw_session *s)
+{
+	memset(f, 0, sizeof *f);
+	pthread_mutex_init(&f->mu, NULL);
+	pthread_cond_init(&f->cv, NULL);
+	f->s = s;
+	f->inited = 1;
+	if (s && !pthread_create(&f->thread, NULL, refresh_main, f))
+		f->running = 1;
+}
+
+static void refresher_stop(struct refresher *f)
+{
+	if (!f->inited)
+		return;
+	if (f->running) {
+		pthread_mutex_lock(&f->mu);
+		f->stop = 1;
+		pthread_cond_signal(&f->cv);
+		pthread_mutex_unlock(&f->mu);
+		pthread_join(f->thread, NULL);
+	}
+	pthread_mutex_destroy(&f->mu);
+	pthread_cond_destroy(&f->cv);
+}
+
 static int str_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1171,12 +1230,14 @@ int bw_backup(struct bw_repo *r, const struct bw_backup_opts *o,
 	struct vdir vroot;
 	struct bw_snapshot parent;
 	struct bw_session *sess = NULL;
+	struct refresher refresh;
 	char host[256];
 	char **abs = NULL;
 	size_t nabs = 0;
 	int rc = 0;
 
 	memset(&c, 0, sizeof c);
+	memset(&refresh, 0, sizeof refresh);
 	memset(&vroot, 0, sizeof vroot);
 	memset(&parent, 0, sizeof parent);
 	memset(out, 0, sizeof *out);
@@ -1223,6 +1284,7 @@ int bw_backup(struct bw_repo *r, const struct bw_backup_opts *o,
 
 	if (!o->dry_run && (rc = bw_session_begin(r, "backup", &sess)))
 		goto out;
+	refresher_start(&refresh, sess);
 	if ((rc = bw_repo_load_index(r)))
 		goto out;
 	{
@@ -1370,6 +1432,7 @@ out:
 		free(abs[i]);
 	free(abs);
 	bw_snapshot_release(&parent);
+	refresher_stop(&refresh);
 	bw_session_end(sess);
 	pthread_mutex_destroy(&c.mu);
 	if (rc)
