@@ -110,10 +110,15 @@ int cli_getopt(int argc, char **argv, const char *short_opts,
 	}
 }
 
+/* Set by cli_open_repo when the location holds no repository, so that
+ * the BW_ENOENT it returned maps to EXIT_NOREPO and no other ENOENT does. */
+static int no_repo;
+
 int cli_exit_code(int r)
 {
 	switch (r) {
 	case 0: return EXIT_OK;
+	case BW_ENOENT: return no_repo ? EXIT_NOREPO : EXIT_ERROR;
 	case BW_EPASS: return EXIT_BADPASS;
 	case BW_EDAMAGED: return EXIT_PARTIAL;
 	case BW_ECANCELED: return EXIT_INTERRUPT;
@@ -256,6 +261,7 @@ int cli_open_repo(const char *cmd, struct bw_repo **out)
 		return r;
 	r = bw_repo_open(loc, pass, len, out);
 	cli_pass_free(pass, len);
+	no_repo = r == BW_ENOENT;
 	if (!r && g.append_only)
 		bw_repo_set_append_only(*out, 1);
 	return r;
