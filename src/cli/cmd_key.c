@@ -60,23 +60,27 @@ int cmd_key(int argc, char **argv)
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
-	const char *npf = NULL;
+	const char *npf = NULL, *sub = NULL;
 	int c;
-	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
-		if (c == 1)
-			npf = optarg;
-		else if (c == 'h') {
-			help();
-			return EXIT_OK;
-		} else
-			return cli_usage_error("key", "unknown option");
+	/* options may come before and after the subcommand */
+	for (int pass = 0; pass < 2; pass++) {
+		while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
+			if (c == 1)
+				npf = optarg;
+			else if (c == 'h') {
+				help();
+				return EXIT_OK;
+			} else
+				return cli_usage_error("key", "unknown option");
+		}
+		if (pass == 0 && optind < argc)
+			sub = argv[optind++];
 	}
-	if (optind >= argc)
+	if (!sub)
 		return cli_usage_error("key", "missing subcommand (list, add, remove, passwd)");
-	const char *sub = argv[optind];
 	if (strcmp(sub, "list") && strcmp(sub, "add") && strcmp(sub, "remove") && strcmp(sub, "passwd"))
 		return cli_usage_error("key", "unknown subcommand '%s'", sub);
-	if (!strcmp(sub, "remove") && optind + 1 >= argc)
+	if (!strcmp(sub, "remove") && optind >= argc)
 		return cli_usage_error("key", "remove needs a KEY-ID");
 	struct bw_repo *repo;
 	int r = cli_open_repo("key", &repo);
@@ -106,8 +110,8 @@ int cmd_key(int argc, char **argv)
 			free(v);
 		}
 	} else if (!strcmp(sub, "remove")) {
-		if (!(r = bw_key_remove(repo, argv[optind + 1])) && !g.quiet && !g.json)
-			printf("removed key %s\n", argv[optind + 1]);
+		if (!(r = bw_key_remove(repo, argv[optind])) && !g.quiet && !g.json)
+			printf("removed key %s\n", argv[optind]);
 	} else {
 		char *p = NULL;
 		size_t len = 0;
