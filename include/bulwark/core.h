@@ -161,6 +161,8 @@ struct bw_pool;
 struct bw_pool *bw_pool_new(int nthreads);
 /* blocks while more than queue_max tasks are waiting (back-pressure) */
 int bw_pool_submit(struct bw_pool *p, void (*fn)(void *), void *arg) BW_WUR;
+/* how many tasks may wait before bw_pool_submit blocks (default 64 per thread) */
+void bw_pool_set_queue_max(struct bw_pool *p, size_t n);
 void bw_pool_wait(struct bw_pool *p); /* until queue empty and all idle */
 void bw_pool_free(struct bw_pool *p); /* waits, joins */
 int bw_ncpu(void);

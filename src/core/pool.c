@@ -106,6 +106,14 @@ int bw_pool_submit(struct bw_pool *p, void (*fn)(void *), void *arg)
 	return 0;
 }
 
+void bw_pool_set_queue_max(struct bw_pool *p, size_t n)
+{
+	pthread_mutex_lock(&p->lock);
+	p->queue_max = n ? n : 1;
+	pthread_cond_broadcast(&p->room);
+	pthread_mutex_unlock(&p->lock);
+}
+
 void bw_pool_wait(struct bw_pool *p)
 {
 	pthread_mutex_lock(&p->lock);

@@ -95,6 +95,7 @@ struct dirjob {
 	int had_prev;
 	struct bw_id prev_id;
 	struct bw_tree prev; /* parent snapshot's tree, nodes may point into it */
+	struct filejob *batch; /* files not yet handed to the workers */
 };
 
 static _Thread_local struct worker *tls_worker;
@@ -547,63 +548,59 @@ static int chunk_stream(struct ctx *c, struct worker *w, int fd,
 
 static void dir_child_done(struct dirjob *d);
 
+/* Small files travel in batches: one queue hand-off (and one wake-up)
+ * per batch instead of per file. */
+#define BATCH_FILES 32
+#define BATCH_BYTES ((uint64_t)4 << 20)
+
 struct filejob {
 	struct dirjob *d;
-	size_t slot;
-	char *path;
+	size_t n;
+	uint64_t bytes;
+	size_t slot[BATCH_FILES];
+	char *path[BATCH_FILES];
 };
 
-static void file_task(void *arg)
+static void file_one(struct ctx *c, struct worker *w, struct bnode *b,
+                     const char *path)
 {
-	struct filejob *j = arg;
-	struct dirjob *d = j->d;
-	struct ctx *c = d->c;
-	struct bnode *b = &d->nodes[j->slot];
-	struct worker *w = get_worker(c);
-	if (!w) {
-		set_fatal(c, BW_ENOMEM, "out of memory");
-		goto done;
-	}
-	if (is_fatal(c))
-		goto done;
-	int fd = open(j->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC | O_NOATIME);
 	if (fd < 0 && errno == EPERM)
-		fd = open(j->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+		fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
 	if (fd < 0) {
 		if (errno == ENOENT)
-			report(c, j->path, "vanished before it could be read");
+			report(c, path, "vanished before it could be read");
 		else
-			report(c, j->path, "cannot open: %s", strerror(errno));
+			report(c, path, "cannot open: %s", strerror(errno));
 		b->skip = 1;
-		goto done;
+		return;
 	}
 	struct stat st0, st1;
 	if (fstat(fd, &st0) || !S_ISREG(st0.st_mode) || st0.st_ino != (ino_t)b->n.ino) {
-		report(c, j->path, "was replaced before it could be read");
+		report(c, path, "was replaced before it could be read");
 		close(fd);
 		b->skip = 1;
-		goto done;
+		return;
 	}
-	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	if (st0.st_size > (off_t)(1u << 20))
+		posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 	uint64_t total = 0;
-	int r = chunk_stream(c, w, fd, b, j->path, &total);
+	int r = chunk_stream(c, w, fd, b, path, &total);
 	if (r) {
 		close(fd);
 		b->skip = 1;
-		goto done;
+		return;
 	}
 	if (!fstat(fd, &st1) &&
 	    (ts_ns(st1.st_mtim) != b->n.mtime_ns || total != (uint64_t)st0.st_size ||
 	     st1.st_size != st0.st_size)) {
-		report(c, j->path, "changed while being read (saved as read, %llu bytes)",
+		report(c, path, "changed while being read (saved as read, %llu bytes)",
 		       (unsigned long long)total);
 		/* keep what was read, with the metadata that matches it */
-		b->n.size = total;
 		b->n.mtime_ns = ts_ns(st1.st_mtim);
 		b->n.ctime_ns = ts_ns(st1.st_ctim);
-	} else {
-		b->n.size = total;
 	}
+	b->n.size = total;
 	close(fd);
 	pthread_mutex_lock(&c->mu);
 	if (b->had_prev)
@@ -611,20 +608,49 @@ static void file_task(void *arg)
 	else
 		c->sum.files_new++;
 	pthread_mutex_unlock(&c->mu);
-done:
-	pthread_mutex_lock(&c->mu);
-	c->prog.files_done++;
-	progress(c, j->path, 0);
-	pthread_mutex_unlock(&c->mu);
-	free(j->path);
+}
+
+static void file_task(void *arg)
+{
+	struct filejob *j = arg;
+	struct dirjob *d = j->d;
+	struct ctx *c = d->c;
+	struct worker *w = get_worker(c);
+	if (!w)
+		set_fatal(c, BW_ENOMEM, "out of memory");
+	for (size_t k = 0; k < j->n; k++) {
+		struct bnode *b = &d->nodes[j->slot[k]];
+		if (w && !is_fatal(c))
+			file_one(c, w, b, j->path[k]);
+		pthread_mutex_lock(&c->mu);
+		c->prog.files_done++;
+		progress(c, j->path[k], 0);
+		pthread_mutex_unlock(&c->mu);
+		free(j->path[k]);
+		/* the last call may free d: the batch holds one count per file */
+		dir_child_done(d);
+	}
 	free(j);
-	dir_child_done(d);
+}
+
+static int batch_flush(struct ctx *c, struct filejob **jp)
+{
+	struct filejob *j = *jp;
+	*jp = NULL;
+	if (!j)
+		return 0;
+	return bw_pool_submit(c->pool, file_task, j);
 }
 
 /* ---- directories ---- */
 
 static void dirjob_free(struct dirjob *d)
 {
+	if (d->batch) { /* only after a failure: never handed over */
+		for (size_t i = 0; i < d->batch->n; i++)
+			free(d->batch->path[i]);
+		free(d->batch);
+	}
 	for (size_t i = 0; i < d->n; i++)
 		bnode_release(&d->nodes[i]);
 	free(d->nodes);
@@ -805,14 +831,17 @@ static int add_entry(struct ctx *c, struct dirjob *d, size_t i,
 		c->prog.bytes_total = c->sum.total_bytes;
 		d->pending++;
 		pthread_mutex_unlock(&c->mu);
-		struct filejob *j = malloc(sizeof *j);
-		if (!j || !(j->path = strdup(path))) {
-			free(j);
+		if (!d->batch && !(d->batch = calloc(1, sizeof *d->batch)))
 			return BW_ENOMEM;
-		}
+		struct filejob *j = d->batch;
 		j->d = d;
-		j->slot = i;
-		return bw_pool_submit(c->pool, file_task, j);
+		if (!(j->path[j->n] = strdup(path)))
+			return BW_ENOMEM;
+		j->slot[j->n++] = i;
+		j->bytes += (uint64_t)st->st_size;
+		if (j->n == BATCH_FILES || j->bytes >= BATCH_BYTES)
+			return batch_flush(c, &d->batch);
+		return 0;
 	}
 	if (S_ISDIR(st->st_mode)) {
 		struct dirjob *sub = calloc(1, sizeof *sub);
@@ -908,6 +937,8 @@ static int walk_dir(struct ctx *c, struct dirjob *d, const char *path)
 			r = c->fatal;
 	}
 out:
+	if (!r)
+		r = batch_flush(c, &d->batch);
 	for (size_t i = 0; i < n; i++)
 		free(ents[i].name);
 	free(ents);
@@ -1032,6 +1063,8 @@ static int walk_virtual(struct ctx *c, struct dirjob *d, struct vdir *v)
 		r = walk_virtual(c, sub, k);
 		dir_child_done(sub);
 	}
+	if (!r)
+		r = batch_flush(c, &d->batch);
 	return r;
 }
 
@@ -1314,11 +1347,15 @@ int bw_backup(struct bw_repo *r, const struct bw_backup_opts *o,
 		rc = 0;
 	}
 
-	c.pool = bw_pool_new(o->threads > 0 ? o->threads : bw_ncpu());
+	int nthreads = o->threads > 0 ? o->threads : bw_ncpu();
+	c.pool = bw_pool_new(nthreads);
 	if (!c.pool) {
 		rc = BW_ENOMEM;
 		goto out;
 	}
+	/* a short queue keeps the walker (and the directories it holds open)
+	 * close behind the workers */
+	bw_pool_set_queue_max(c.pool, (size_t)nthreads * 8);
 	if (!(root = calloc(1, sizeof *root))) {
 		rc = BW_ENOMEM;
 		goto out;
