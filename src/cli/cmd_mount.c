@@ -21,7 +21,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
@@ -695,25 +697,113 @@ static void mnt_release(struct mnt *m)
 		bw_repo_close(m->r);
 }
 
+/* Ctrl-C, SIGTERM, SIGHUP: a thread waits for them (they are blocked
+ * everywhere else), tells the loop to exit and interrupts its read of
+ * /dev/fuse with SIGUSR1 until it has stopped.  libfuse's own handlers
+ * lose a signal that arrives between the loop's exit check and its next
+ * read, leaving the mount up until some other request comes. */
+struct sigwatch {
+	pthread_t t, main;
+	sigset_t set;
+	struct fuse *f;
+	atomic_int done;
+};
+
+static void wake_handler(int sig)
+{
+	(void)sig; /* only interrupts the read */
+}
+
+static void *sig_thread(void *arg)
+{
+	struct sigwatch *w = arg;
+	struct timespec ts = {0, 20 * 1000 * 1000};
+	int sig;
+	if (sigwait(&w->set, &sig) || sig == SIGUSR2) /* SIGUSR2: we are done */
+		return NULL;
+	fuse_exit(w->f);
+	while (!atomic_load(&w->done)) {
+		pthread_kill(w->main, SIGUSR1);
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+static int watch_signals(struct sigwatch *w, struct fuse *f, sigset_t *old)
+{
+	struct sigaction sa;
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = wake_handler; /* no SA_RESTART: read fails with EINTR */
+	sigaction(SIGUSR1, &sa, NULL);
+	w->f = f;
+	w->main = pthread_self();
+	atomic_init(&w->done, 0);
+	sigemptyset(&w->set);
+	sigaddset(&w->set, SIGINT);
+	sigaddset(&w->set, SIGTERM);
+	sigaddset(&w->set, SIGHUP);
+	sigaddset(&w->set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &w->set, old);
+	if (pthread_create(&w->t, NULL, sig_thread, w)) {
+		pthread_sigmask(SIG_SETMASK, old, NULL);
+		return bw_errf(BW_ENOMEM, "cannot start the signal thread");
+	}
+	return 0;
+}
+
+static void unwatch_signals(struct sigwatch *w, const sigset_t *old)
+{
+	atomic_store(&w->done, 1);
+	pthread_kill(w->t, SIGUSR2);
+	pthread_join(w->t, NULL);
+	pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+/* Mount and serve until unmounted (fusermount3 -u) or a signal arrives;
+ * both are a normal end. */
 static int serve(struct mnt *m, const char *mountpoint, int allow_other)
 {
+	struct fuse_args args = FUSE_ARGS_INIT(0, NULL);
+	struct fuse *f = NULL;
+	struct sigwatch w;
+	sigset_t old;
 	char opts[128];
+	int rc = 0, mounted = 0, watching = 0;
 	snprintf(opts, sizeof opts, "ro,default_permissions,fsname=bulwark,subtype=bulwark%s",
 	         allow_other ? ",allow_other" : "");
-	char *fargv[] = {"bulwark", "-f", "-s", "-o", opts, (char *)mountpoint, NULL};
-	/* main's handlers exit at once; libfuse only installs its own (which
-	 * leave the loop and unmount) over the default disposition */
-	signal(SIGINT, SIG_DFL);
-	signal(SIGTERM, SIG_DFL);
-	signal(SIGHUP, SIG_DFL);
+	if (fuse_opt_add_arg(&args, "bulwark") || fuse_opt_add_arg(&args, "-o") ||
+	    fuse_opt_add_arg(&args, opts)) {
+		rc = BW_ENOMEM;
+		goto out;
+	}
+	if (!(f = fuse_new(&args, &fs_ops, sizeof fs_ops, m))) {
+		rc = bw_errf(BW_EIO, "cannot set up FUSE (see the message above)");
+		goto out;
+	}
+	if (fuse_mount(f, mountpoint)) {
+		rc = bw_errf(BW_EIO, "%s: cannot mount (is /dev/fuse there, and "
+		             "fusermount3 installed?)", mountpoint);
+		goto out;
+	}
+	mounted = 1;
+	if ((rc = watch_signals(&w, f, &old)))
+		goto out;
+	watching = 1;
 	if (!g.quiet)
 		fprintf(stderr, "serving %zu snapshots at %s; unmount with "
 		        "`fusermount3 -u %s` or Ctrl-C\n", m->nsnaps, mountpoint, mountpoint);
-	int fr = fuse_main(6, fargv, &fs_ops, m);
-	if (fr)
-		return bw_errf(BW_EIO, "%s: FUSE mount or serving failed (fuse_main code %d)",
-		               mountpoint, fr);
-	return 0;
+	int lr = fuse_loop(f); /* single-threaded */
+	if (lr < 0)
+		rc = bw_errf(BW_EIO, "%s: serving failed: %s", mountpoint, strerror(-lr));
+out:
+	if (watching)
+		unwatch_signals(&w, &old);
+	if (mounted)
+		fuse_unmount(f);
+	if (f)
+		fuse_destroy(f);
+	fuse_opt_free_args(&args);
+	return rc;
 }
 
 int cmd_mount(int argc, char **argv)

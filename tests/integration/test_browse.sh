@@ -115,17 +115,14 @@ bw ls 2>/dev/null
 expect "ls without snapshot exit code" 2 $?
 
 # ---- find -------------------------------------------------------------------------
-expect "find *.txt" "$S1 $S/a.txt
-$S1 $S/b.txt
-$S1 $S/dir/c.txt
-$S2 $S/a.txt
-$S2 $S/b.txt
-$S2 $S/new/e.txt" "$(bw find '*.txt' | awk '{print $1, $NF}' | sort)"
+expect "find *.txt" "$(printf '%s\n' "$S1 $S/a.txt" "$S1 $S/b.txt" "$S1 $S/dir/c.txt" \
+	"$S2 $S/a.txt" "$S2 $S/b.txt" "$S2 $S/new/e.txt" | sort)" \
+	"$(bw find '*.txt' | awk '{print $1, $NF}' | sort)"
 expect "find path pattern" "$S/dir/c.txt
 $S/dir/sub/
 $S/dir/sub/d.bin" "$(bw find --snapshot "$S1" '*/dir/*' | awk '{print $NF}')"
-expect "find -i" "$S1 $S/a.txt
-$S2 $S/a.txt" "$(bw find -i 'A.TXT' | awk '{print $1, $NF}')"
+expect "find -i" "$(printf '%s\n' "$S1 $S/a.txt" "$S2 $S/a.txt" | sort)" \
+	"$(bw find -i 'A.TXT' | awk '{print $1, $NF}' | sort)"
 expect "find size column" "7" "$(bw find --snapshot "$S1" c.txt | awk '{print $4}')"
 out=$(bw find --snapshot "$S2" 'c.txt' 2>&1)
 expect "find nothing exit code" 0 $?
@@ -176,9 +173,23 @@ bw stats --mode bogus 2>/dev/null
 expect "stats bad mode exit code" 2 $?
 
 # ---- mount ------------------------------------------------------------------------------
+# wait (at most 20 s) for the mount process to end; its exit status
+wait_mount() {
+	local i
+	for ((i = 0; i < 200; i++)); do
+		kill -0 "$MOUNT_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$MOUNT_PID" 2>/dev/null; then
+		fail "mount did not stop within 20 s"
+		fusermount3 -uz "$M" 2>/dev/null
+		kill -KILL "$MOUNT_PID"
+	fi
+	wait "$MOUNT_PID"
+}
 mount_test() {
 	local log=$T/mount.log i
-	bw mount "$M" >"$log" 2>&1 &
+	"$BW" mount "$M" >"$log" 2>&1 & # not the bw function: $! must be bulwark
 	MOUNT_PID=$!
 	for ((i = 0; i < 100; i++)); do
 		[ -L "$M/snapshots/latest" ] && break
@@ -199,8 +210,7 @@ mount_test() {
 	expect "mount snapshot list" "$S1
 $S2
 latest" "$snaps"
-	expect "mount ids" "$S1
-$S2" "$(ls "$M/ids")"
+	expect "mount ids" "$(printf '%s\n' "$S1" "$S2" | sort)" "$(ls "$M/ids")"
 	l2=$M/snapshots/latest$S
 	l1=$M/ids/$S1$S
 	expect "mount ls latest" "a.txt b.txt dir empty link new we$(printf '\001')ird" \
@@ -228,9 +238,24 @@ $S2" "$(ls "$M/ids")"
 	fi
 	echo x 2>/dev/null >"$l2/a.txt" && fail "mount: writing succeeded"
 	fusermount3 -u "$M" || fail "fusermount3 -u"
-	wait "$MOUNT_PID"
+	wait_mount
 	expect "mount exit code" 0 $?
+	grep -q "ERROR\|Sanitizer" "$log" && { fail "mount log:"; sed 's/^/    /' "$log"; }
 	MOUNT_PID=
+	# Ctrl-C (SIGINT) also unmounts cleanly
+	"$BW" -q mount "$M" >"$log" 2>&1 &
+	MOUNT_PID=$!
+	for ((i = 0; i < 100; i++)); do
+		[ -L "$M/snapshots/latest" ] && break
+		sleep 0.1
+	done
+	kill -INT "$MOUNT_PID"
+	wait_mount
+	expect "mount exit code after SIGINT" 0 $?
+	MOUNT_PID=
+	if grep -q " $M " /proc/mounts; then fail "still mounted after SIGINT"; fi
+	bw mount "$T/no-such-dir" 2>/dev/null
+	expect "mount on a missing directory" 2 $?
 }
 if ! [ -c /dev/fuse ]; then
 	echo "SKIP: mount test: /dev/fuse is missing"
