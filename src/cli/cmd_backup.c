@@ -109,8 +109,11 @@ int cmd_backup(int argc, char **argv)
 	char **ex = NULL, **tags = NULL;
 	size_t nex = 0, capex = 0, ntags = 0;
 	const char *parent = NULL;
-	int c, r;
+	struct bw_repo *repo = NULL;
+	struct bw_snapshot s;
+	int c, r, code = EXIT_OK;
 	memset(&o, 0, sizeof o);
+	memset(&s, 0, sizeof s);
 	tags = calloc((size_t)argc + 1, sizeof *tags);
 	while ((c = cli_getopt(argc, argv, "e:xn", opts)) != -1) {
 		switch (c) {
@@ -122,8 +125,10 @@ int cmd_backup(int argc, char **argv)
 			ex[nex++] = strdup(optarg);
 			break;
 		case 1:
-			if ((r = read_patterns(optarg, &ex, &nex, &capex)))
-				return cli_fail("backup", r);
+			if ((r = read_patterns(optarg, &ex, &nex, &capex))) {
+				code = cli_fail("backup", r);
+				goto out;
+			}
 			break;
 		case 'x': o.one_file_system = 1; break;
 		case 2: tags[ntags++] = optarg; break;
@@ -136,19 +141,27 @@ int cmd_backup(int argc, char **argv)
 		case 8: {
 			char *end;
 			long t = strtol(optarg, &end, 10);
-			if (*end || t < 1 || t > 256)
-				return cli_usage_error("backup", "--threads takes 1-256");
+			if (*end || t < 1 || t > 256) {
+				code = cli_usage_error("backup", "--threads takes 1-256");
+				goto out;
+			}
 			o.threads = (int)t;
 			break;
 		}
-		case 'h': help(); return EXIT_OK;
-		default: return cli_usage_error("backup", "unknown option");
+		case 'h': help(); goto out;
+		default:
+			code = cli_usage_error("backup", "unknown option");
+			goto out;
 		}
 	}
-	if (!o.stdin_mode && optind >= argc)
-		return cli_usage_error("backup", "nothing to back up: give one or more paths");
-	if (o.stdin_mode && optind < argc)
-		return cli_usage_error("backup", "--stdin takes no paths");
+	if (!o.stdin_mode && optind >= argc) {
+		code = cli_usage_error("backup", "nothing to back up: give one or more paths");
+		goto out;
+	}
+	if (o.stdin_mode && optind < argc) {
+		code = cli_usage_error("backup", "--stdin takes no paths");
+		goto out;
+	}
 	o.paths = (const char *const *)(argv + optind);
 	o.npaths = (size_t)(argc - optind);
 	o.excludes = (const char *const *)ex;
@@ -156,15 +169,16 @@ int cmd_backup(int argc, char **argv)
 	o.tags = (const char *const *)tags;
 	o.ntags = ntags;
 
-	struct bw_repo *repo;
-	if ((r = cli_open_repo("backup", &repo)))
-		return cli_fail("backup", r);
+	if ((r = cli_open_repo("backup", &repo))) {
+		code = cli_fail("backup", r);
+		goto out;
+	}
 	struct bw_id pid;
 	struct bw_snapshot ps;
 	if (parent) {
 		if ((r = bw_repo_find_snapshot(repo, parent, NULL, NULL, &ps))) {
-			bw_repo_close(repo);
-			return cli_fail("backup", r);
+			code = cli_fail("backup", r);
+			goto out;
 		}
 		pid = ps.id;
 		bw_snapshot_release(&ps);
@@ -179,12 +193,11 @@ int cmd_backup(int argc, char **argv)
 	}
 	o.on_error = on_error;
 	o.error_arg = &el;
-	struct bw_snapshot s;
 	r = bw_backup(repo, &o, &s);
 	cli_progress_done(&pr);
 	if (r) {
-		bw_repo_close(repo);
-		return cli_fail("backup", r);
+		code = cli_fail("backup", r);
+		goto out;
 	}
 	const struct bw_snapshot_summary *m = &s.summary;
 	double secs = (double)(m->end_ns - m->start_ns) / 1e9;
@@ -222,7 +235,8 @@ int cmd_backup(int argc, char **argv)
 		else
 			printf("snapshot %s saved\n", sh);
 	}
-	int code = m->errors ? EXIT_PARTIAL : EXIT_OK;
+	code = m->errors ? EXIT_PARTIAL : EXIT_OK;
+out:
 	bw_snapshot_release(&s);
 	bw_repo_close(repo);
 	for (size_t i = 0; i < nex; i++)

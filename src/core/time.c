@@ -55,57 +55,74 @@ void bw_time_format_local(int64_t ns, char out[40])
 	strftime(out, 40, "%Y-%m-%d %H:%M:%S", &tm);
 }
 
+/* n decimal digits at *p into *v; advances *p */
+static int digits(const char **p, int n, int *v)
+{
+	int x = 0;
+	for (int i = 0; i < n; i++) {
+		char c = (*p)[i];
+		if (c < '0' || c > '9')
+			return -1;
+		x = x * 10 + (c - '0');
+	}
+	*p += n;
+	*v = x;
+	return 0;
+}
+
 /* Accepts "YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm)" and, as local
- * time, "YYYY-MM-DD[ HH:MM[:SS]]". */
+ * time, "YYYY-MM-DD[ HH:MM[:SS]]".  Years 1678-2261 (int64 nanoseconds). */
 int bw_time_parse(const char *s, int64_t *ns)
 {
 	struct tm tm;
-	memset(&tm, 0, sizeof tm);
-	int Y, M, D, h = 0, m = 0, sec = 0, used = 0;
-	if (sscanf(s, "%4d-%2d-%2d%n", &Y, &M, &D, &used) != 3)
-		return BW_EINVAL;
-	const char *p = s + used;
-	int utc = 0;
+	const char *p = s;
+	int Y, M, D, h = 0, m = 0, sec = 0, utc = 0, off = 0;
 	long frac = 0;
+	memset(&tm, 0, sizeof tm);
+	if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) ||
+	    *p++ != '-' || digits(&p, 2, &D))
+		return BW_EINVAL;
 	if (*p == 'T' || *p == ' ') {
-		int k = 0;
-		if (sscanf(p + 1, "%2d:%2d%n", &h, &m, &k) != 2)
+		p++;
+		if (digits(&p, 2, &h) || *p++ != ':' || digits(&p, 2, &m))
 			return BW_EINVAL;
-		p += 1 + k;
 		if (*p == ':') {
-			if (sscanf(p + 1, "%2d%n", &sec, &k) != 1)
+			p++;
+			if (digits(&p, 2, &sec))
 				return BW_EINVAL;
-			p += 1 + k;
 		}
 		if (*p == '.') {
-			int digits = 0;
+			int nd = 0;
 			p++;
+			if (*p < '0' || *p > '9')
+				return BW_EINVAL;
 			while (*p >= '0' && *p <= '9') {
-				if (digits < 9) {
+				if (nd < 9) {
 					frac = frac * 10 + (*p - '0');
-					digits++;
+					nd++;
 				}
 				p++;
 			}
-			while (digits++ < 9)
+			while (nd++ < 9)
 				frac *= 10;
 		}
 	}
-	int off = 0;
 	if (*p == 'Z') {
 		utc = 1;
 		p++;
 	} else if (*p == '+' || *p == '-') {
-		int oh, om;
-		if (sscanf(p + 1, "%2d:%2d", &oh, &om) != 2)
+		int sign = *p == '-' ? -1 : 1, oh, om;
+		p++;
+		if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om) ||
+		    oh > 23 || om > 59)
 			return BW_EINVAL;
-		off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+		off = sign * (oh * 60 + om) * 60;
 		utc = 1;
-		p += 6;
 	}
 	if (*p)
 		return BW_EINVAL;
-	if (M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60)
+	if (Y < 1678 || Y > 2261 || M < 1 || M > 12 || D < 1 || D > 31 ||
+	    h > 23 || m > 59 || sec > 60)
 		return BW_EINVAL;
 	tm.tm_year = Y - 1900;
 	tm.tm_mon = M - 1;
@@ -120,6 +137,9 @@ int bw_time_parse(const char *s, int64_t *ns)
 		tm.tm_isdst = -1;
 		t = mktime(&tm);
 	}
+	/* 2261-12-31 plus a day of offset still fits: |t| < 9.2e9 */
+	if (t < -9200000000LL || t > 9200000000LL)
+		return BW_EINVAL;
 	*ns = (int64_t)t * 1000000000 + frac;
 	return 0;
 }
