@@ -106,8 +106,8 @@ int cmd_backup(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	struct bw_backup_opts o;
-	char **ex = NULL, **tags = NULL;
-	size_t nex = 0, capex = 0, ntags = 0;
+	char **ex = NULL, **tags = NULL, **paths = NULL;
+	size_t nex = 0, capex = 0, ntags = 0, npaths = 0;
 	const char *parent = NULL;
 	struct bw_repo *repo = NULL;
 	struct bw_snapshot s;
@@ -115,7 +115,20 @@ int cmd_backup(int argc, char **argv)
 	memset(&o, 0, sizeof o);
 	memset(&s, 0, sizeof s);
 	tags = calloc((size_t)argc + 1, sizeof *tags);
-	while ((c = cli_getopt(argc, argv, "e:xn", opts)) != -1) {
+	paths = calloc((size_t)argc + 1, sizeof *paths);
+	for (int end_of_opts = 0;;) {
+		/* options may come before and after the paths; after "--"
+		 * everything is a path */
+		int before = optind;
+		c = end_of_opts ? -1 : cli_getopt(argc, argv, "e:xn", opts);
+		if (c == -1) {
+			if (optind > before && !strcmp(argv[optind - 1], "--"))
+				end_of_opts = 1;
+			if (optind >= argc)
+				break;
+			paths[npaths++] = argv[optind++];
+			continue;
+		}
 		switch (c) {
 		case 'e':
 			if (nex == capex) {
@@ -154,16 +167,16 @@ int cmd_backup(int argc, char **argv)
 			goto out;
 		}
 	}
-	if (!o.stdin_mode && optind >= argc) {
+	if (!o.stdin_mode && !npaths) {
 		code = cli_usage_error("backup", "nothing to back up: give one or more paths");
 		goto out;
 	}
-	if (o.stdin_mode && optind < argc) {
+	if (o.stdin_mode && npaths) {
 		code = cli_usage_error("backup", "--stdin takes no paths");
 		goto out;
 	}
-	o.paths = (const char *const *)(argv + optind);
-	o.npaths = (size_t)(argc - optind);
+	o.paths = (const char *const *)paths;
+	o.npaths = npaths;
 	o.excludes = (const char *const *)ex;
 	o.nexcludes = nex;
 	o.tags = (const char *const *)tags;
@@ -243,5 +256,6 @@ out:
 		free(ex[i]);
 	free(ex);
 	free(tags);
+	free(paths);
 	return code;
 }
