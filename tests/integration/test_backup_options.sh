@@ -6,7 +6,7 @@
 # unchanged tree reading nothing and adding nothing.
 #   $1: the bulwark binary
 set -eu
-B=${1:?usage: $0 path/to/bulwark}
+B=$(realpath "${1:?usage: $0 path/to/bulwark}")
 T=$(mktemp -d /tmp/bw-backup-opts.XXXXXX)
 MNT=
 cleanup() {
@@ -211,6 +211,20 @@ cmp "$S/c/d/z" "$T/rm$S/c/d/z" || fail "several paths: single file restores diff
 [ ! -e "$T/rm$S/b" ] || fail "several paths: $S/b was saved though not given"
 rm -rf "$T/rm"
 echo "ok: several paths saved and restored, nothing else"
+
+# ---------------------------------------------------------------------------
+echo "checking: options after the paths, and '--' before a path starting with '-'"
+mkdir -p "$T/w/-dash"
+echo "dash" > "$T/w/-dash/f"
+out=$(cd "$T/w" && $B -r "$R" --json backup "$S/c" --tag late -e z -- -dash)
+printf '%s\n' "$out" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.read())
+want = sorted([sys.argv[1] + "/c", sys.argv[2] + "/-dash"])
+sys.exit(0 if sorted(d["paths"]) == want and d["tags"] == ["late"] else "got %r %r" % (d["paths"], d["tags"]))' "$S" "$T/w" ||
+	fail "options after the paths were not applied"
+! has "$(printf '%s\n' "$out" | jget id)" "$S/c/d/z" || fail "-e z after the paths was not applied"
+echo "ok: options after the paths apply; '--' ends the options"
 
 $B -r "$R" check --read-data > "$T/out" 2>&1 || { cat "$T/out"; fail "check --read-data failed at the end"; }
 echo "all backup option tests passed"
