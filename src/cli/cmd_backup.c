@@ -40,19 +40,23 @@ static void help(void)
 struct errlog {
 	int json;
 	int quiet;
+	int tty; /* a progress line is on the terminal: clear it first */
 };
 
 static void on_error(const char *path, const char *msg, void *arg)
 {
 	struct errlog *e = arg;
 	if (e->json) {
-		json_t *j = json_pack("{s:s,s:s,s:s}", "message_type", "error",
-		                      "path", path, "error", msg);
+		json_t *j = json_pack("{s:s,s:o,s:s}", "message_type", "error",
+		                      "path", cli_json_str_n(path, strlen(path)),
+		                      "error", msg);
 		json_dumpf(j, stderr, JSON_COMPACT);
 		fputc('\n', stderr);
 		json_decref(j);
 	} else {
-		fprintf(stderr, "\r\033[Kerror: %s: %s\n", path, msg);
+		fprintf(stderr, "%serror: ", e->tty ? "\r\033[K" : "");
+		cli_print_escaped(stderr, path, strlen(path));
+		fprintf(stderr, ": %s\n", msg);
 	}
 }
 
@@ -198,8 +202,8 @@ int cmd_backup(int argc, char **argv)
 		o.parent = &pid;
 	}
 	struct cli_progress pr;
-	struct errlog el = {g.json, g.quiet};
 	cli_progress_init(&pr, o.dry_run ? "checked" : "saved");
+	struct errlog el = {g.json, g.quiet, pr.active};
 	if (pr.active) {
 		o.progress = cli_progress_cb;
 		o.progress_arg = &pr;
