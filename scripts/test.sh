@@ -63,8 +63,8 @@ if cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_C_COMPILER
 		[ -d "$corpus" ] && cp -r "$corpus/." "$work/"
 		if (cd "$work" && "$OLDPWD/build-fuzz/tests/$name" -max_total_time="$fuzz_seconds" \
 			-timeout=10 -rss_limit_mb=2048 -print_final_stats=0 . >"$work.log" 2>&1); then
-			echo "$name: ok ($(grep -o 'stat::number_of_executed_units: [0-9]*' "$work.log" | awk '{print $2}') runs)"
-			grep -E '^#[0-9]+.*DONE' "$work.log" | tail -1
+			runs=$(grep -oE '^#[0-9]+' "$work.log" | tail -1 | tr -d '#')
+			echo "$name: ok, ${runs:-?} inputs run"
 			ok
 		else
 			tail -30 "$work.log"

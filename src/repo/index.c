@@ -11,9 +11,15 @@
  * so bw_index_pack_id() can hand out pointers while packs are added. */
 #include "index.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #define SLOT_EMPTY 0u
 #define SLOT_CLAIMED UINT32_MAX
@@ -33,8 +39,24 @@ struct slot {
 };
 _Static_assert(sizeof(struct slot) == 48, "index slots are 48 bytes");
 
+/* The base layer: a sorted table of slots mapped read-only from the local
+ * cache (see bw_index_attach).  The kernel pages it in on demand and may
+ * drop it again, so the index need not be held whole in RAM. */
+struct base {
+	const struct slot *e; /* sorted by ID; pack = file pack number + 1 */
+	size_t n;
+	uint32_t npk;
+	uint32_t *xlat;       /* file pack number -> pack number here */
+	uint32_t *count;      /* entries per file pack */
+	uint8_t *dead;        /* forgotten file packs */
+	size_t ndead;         /* entries in forgotten packs */
+	void *map;
+	size_t maplen;
+};
+
 struct bw_index {
 	pthread_rwlock_t lock;
+	struct base base;
 	uint64_t seed;
 	struct slot *slots;
 	unsigned bits;  /* capacity is 1 << bits */
@@ -177,8 +199,37 @@ void bw_index_free(struct bw_index *x)
 	free(x->ptab);
 	for (int b = 0; b < PBLK_N; b++)
 		free(x->pblk[b]);
+	if (x->base.map)
+		munmap(x->base.map, x->base.maplen);
+	free(x->base.xlat);
+	free(x->base.count);
+	free(x->base.dead);
 	pthread_rwlock_destroy(&x->lock);
 	free(x);
+}
+
+/* Live base entry for id, translated to this index's pack numbers. */
+static int base_get(const struct bw_index *x, const uint8_t *id, struct slot *out)
+{
+	const struct base *b = &x->base;
+	size_t lo = 0, hi = b->n;
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+		int c = memcmp(b->e[mid].id, id, BW_ID_LEN);
+		if (c == 0) {
+			uint32_t fp = b->e[mid].pack;
+			if (fp == 0 || fp > b->npk || b->dead[fp - 1])
+				return 0;
+			*out = b->e[mid];
+			out->pack = b->xlat[fp - 1] + 1;
+			return 1;
+		}
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return 0;
 }
 
 /* Slot holding id, or the empty slot where it belongs. */
@@ -230,6 +281,11 @@ int bw_index_insert(struct bw_index *x, const struct bw_index_entry *e)
 		r = bw_errf(BW_EINVAL, "index: unknown pack number %u", e->pack);
 		goto out;
 	}
+	struct slot bs;
+	if (x->base.n && base_get(x, e->id.b, &bs)) {
+		r = 1; /* present: the first copy is kept */
+		goto out;
+	}
 	if ((r = make_room(x)))
 		goto out;
 	struct slot *s = find(x, e->id.b);
@@ -271,8 +327,12 @@ int bw_index_lookup(struct bw_index *x, const struct bw_id *id,
 	int r = BW_ENOENT;
 	pthread_rwlock_rdlock(&x->lock);
 	const struct slot *s = find(x, id->b);
+	struct slot bs;
 	if (s->pack != SLOT_EMPTY && s->pack != SLOT_CLAIMED) {
 		to_entry(s, out);
+		r = 0;
+	} else if (x->base.n && base_get(x, id->b, &bs)) {
+		to_entry(&bs, out);
 		r = 0;
 	}
 	pthread_rwlock_unlock(&x->lock);
@@ -283,6 +343,9 @@ int bw_index_claim(struct bw_index *x, const struct bw_id *id, uint8_t type)
 {
 	int r = 0;
 	pthread_rwlock_wrlock(&x->lock);
+	struct slot bs;
+	if (x->base.n && base_get(x, id->b, &bs))
+		goto out; /* present */
 	if (make_room(x)) {
 		/* cannot record the claim: let the caller store the blob;
 		 * a duplicate is harmless (insert keeps the first) */
@@ -312,6 +375,11 @@ void bw_index_forget_pack(struct bw_index *x, uint32_t no)
 	mask = cap - 1;
 	if (no >= x->npacks)
 		goto out;
+	for (uint32_t k = 0; k < x->base.npk; k++)
+		if (x->base.xlat[k] == no && !x->base.dead[k]) {
+			x->base.dead[k] = 1;
+			x->base.ndead += x->base.count[k];
+		}
 	for (size_t i = 0; i < cap; i++) {
 		if (x->slots[i].pack == (uint64_t)no + 1) {
 			x->slots[i].pack = SLOT_EMPTY;
@@ -343,7 +411,7 @@ size_t bw_index_count(const struct bw_index *cx)
 {
 	struct bw_index *x = (struct bw_index *)cx;
 	pthread_rwlock_rdlock(&x->lock);
-	size_t n = x->nreal;
+	size_t n = x->nreal + x->base.n - x->base.ndead;
 	pthread_rwlock_unlock(&x->lock);
 	return n;
 }
@@ -365,9 +433,245 @@ int bw_index_each(struct bw_index *x,
 		to_entry(s, &e);
 		r = fn(arg, &e);
 	}
+	for (size_t i = 0; i < x->base.n && !r; i++) {
+		struct slot bs = x->base.e[i];
+		uint32_t fp = bs.pack;
+		if (fp == 0 || fp > x->base.npk || x->base.dead[fp - 1])
+			continue;
+		bs.pack = x->base.xlat[fp - 1] + 1;
+		struct bw_index_entry e;
+		to_entry(&bs, &e);
+		r = fn(arg, &e);
+	}
 	pthread_rwlock_unlock(&x->lock);
 	return r;
 }
+
+/* ---- the local cache file ------------------------------------------------------
+ *
+ *   "BWIC" u32le version(1) 32-byte repository ID
+ *   u32le nfiles, nfiles x 32-byte index file names it covers
+ *   u32le npacks, npacks x { 32-byte pack ID, u32le entries }
+ *   u32le nentries_lo, u32le nentries_hi
+ *   nentries x 48-byte slots sorted by ID (pack = file pack number + 1)
+ *
+ * Written by us into the user's cache directory (0600), but still read
+ * with every bound checked: a damaged cache is refused and rebuilt. */
+#define IC_MAGIC "BWIC"
+#define IC_VERSION 1
+
+static size_t ic_header_len(uint32_t nfiles, uint32_t npacks)
+{
+	return 4 + 4 + BW_ID_LEN + 4 + (size_t)nfiles * BW_ID_LEN + 4 +
+	       (size_t)npacks * (BW_ID_LEN + 4) + 8;
+}
+
+int bw_index_attach(struct bw_index *x, const char *path,
+                    const struct bw_id *repo, struct bw_id **covered,
+                    size_t *ncovered)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC), r = BW_EFORMAT;
+	struct stat st;
+	uint8_t *m = NULL;
+	size_t len = 0;
+	*covered = NULL;
+	*ncovered = 0;
+	if (fd < 0)
+		return BW_ENOENT;
+	if (x->nreal || x->used || x->base.map) {
+		close(fd);
+		return BW_EINVAL;
+	}
+	if (fstat(fd, &st) || st.st_size < (off_t)ic_header_len(0, 0))
+		goto out;
+	len = (size_t)st.st_size;
+	m = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (m == MAP_FAILED) {
+		m = NULL;
+		r = bw_from_errno(errno);
+		goto out;
+	}
+	struct bw_view v = bw_view_make(m, len);
+	const uint8_t *p;
+	uint32_t ver, nfiles, npacks, lo, hi;
+	if (bw_view_take(&v, 4, &p) || memcmp(p, IC_MAGIC, 4) ||
+	    bw_view_u32le(&v, &ver) || ver != IC_VERSION ||
+	    bw_view_take(&v, BW_ID_LEN, &p) || memcmp(p, repo->b, BW_ID_LEN) ||
+	    bw_view_u32le(&v, &nfiles) || nfiles > v.len / BW_ID_LEN)
+		goto out;
+	const uint8_t *files = v.p;
+	if (bw_view_take(&v, (size_t)nfiles * BW_ID_LEN, &p) ||
+	    bw_view_u32le(&v, &npacks) || npacks > v.len / (BW_ID_LEN + 4))
+		goto out;
+	const uint8_t *packs = v.p;
+	if (bw_view_take(&v, (size_t)npacks * (BW_ID_LEN + 4), &p) ||
+	    bw_view_u32le(&v, &lo) || bw_view_u32le(&v, &hi))
+		goto out;
+	uint64_t n = (uint64_t)hi << 32 | lo;
+	if (n != v.len / sizeof(struct slot) || v.len % sizeof(struct slot))
+		goto out;
+	struct base *b = &x->base;
+	b->xlat = calloc(npacks ? npacks : 1, sizeof *b->xlat);
+	b->count = calloc(npacks ? npacks : 1, sizeof *b->count);
+	b->dead = calloc(npacks ? npacks : 1, 1);
+	*covered = calloc(nfiles ? nfiles : 1, sizeof **covered);
+	if (!b->xlat || !b->count || !b->dead || !*covered) {
+		r = BW_ENOMEM;
+		goto out;
+	}
+	for (uint32_t i = 0; i < npacks; i++) {
+		struct bw_id id;
+		memcpy(id.b, packs + (size_t)i * (BW_ID_LEN + 4), BW_ID_LEN);
+		b->count[i] = get_le32(packs + (size_t)i * (BW_ID_LEN + 4) + BW_ID_LEN);
+		if ((r = bw_index_add_pack(x, &id, &b->xlat[i])))
+			goto out;
+	}
+	for (uint32_t i = 0; i < nfiles; i++)
+		memcpy((*covered)[i].b, files + (size_t)i * BW_ID_LEN, BW_ID_LEN);
+	*ncovered = nfiles;
+	b->npk = npacks;
+	b->e = (const struct slot *)(const void *)v.p;
+	b->n = (size_t)n;
+	b->map = m;
+	b->maplen = len;
+	madvise(m, len, MADV_RANDOM);
+	m = NULL;
+	r = 0;
+out:
+	if (m)
+		munmap(m, len);
+	close(fd);
+	if (r) {
+		free(*covered);
+		*covered = NULL;
+		*ncovered = 0;
+	}
+	return r;
+}
+
+static int slot_cmp(const void *a, const void *b)
+{
+	return memcmp(((const struct slot *)a)->id, ((const struct slot *)b)->id, BW_ID_LEN);
+}
+
+struct ic_writer {
+	int fd;
+	uint8_t buf[1 << 16];
+	size_t len;
+	uint64_t off;
+	int err;
+};
+
+static void ic_put(struct ic_writer *w, const void *p, size_t n)
+{
+	if (w->len + n > sizeof w->buf) {
+		if (!w->err &&
+		    pwrite(w->fd, w->buf, w->len, (off_t)w->off) != (ssize_t)w->len)
+			w->err = BW_EIO;
+		w->off += w->len;
+		w->len = 0;
+	}
+	memcpy(w->buf + w->len, p, n);
+	w->len += n;
+}
+
+int bw_index_write_cache(struct bw_index *x, const char *path,
+                         const struct bw_id *repo, const struct bw_id *covered,
+                         size_t ncovered)
+{
+	char tmp[4200];
+	struct slot *d = NULL;
+	uint32_t *count = NULL;
+	size_t nd = 0;
+	uint64_t n = 0;
+	int r = 0, fd = -1;
+	static struct ic_writer w; /* large buffer: not on the stack */
+	static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
+	if (ncovered > UINT32_MAX)
+		return BW_ETOOBIG;
+	pthread_mutex_lock(&wmu);
+	pthread_rwlock_rdlock(&x->lock);
+	size_t cap = (size_t)1 << x->bits;
+	d = malloc((x->nreal ? x->nreal : 1) * sizeof *d);
+	count = calloc(x->npacks ? x->npacks : 1, sizeof *count);
+	if (!d || !count) {
+		r = BW_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < cap; i++)
+		if (x->slots[i].pack != SLOT_EMPTY && x->slots[i].pack != SLOT_CLAIMED)
+			d[nd++] = x->slots[i];
+	qsort(d, nd, sizeof *d, slot_cmp);
+	snprintf(tmp, sizeof tmp, "%s.tmp-%d", path, (int)getpid());
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		r = bw_from_errno(errno);
+		goto out;
+	}
+	memset(&w, 0, sizeof w);
+	w.fd = fd;
+	w.off = ic_header_len((uint32_t)ncovered, x->npacks);
+	/* merge the base (already sorted, live entries) with the delta */
+	size_t i = 0, k = 0;
+	while (i < x->base.n || k < nd) {
+		struct slot bs;
+		int take_base;
+		if (i < x->base.n && k < nd)
+			take_base = memcmp(x->base.e[i].id, d[k].id, BW_ID_LEN) < 0;
+		else
+			take_base = i < x->base.n;
+		if (take_base) {
+			bs = x->base.e[i++];
+			uint32_t fp = bs.pack;
+			if (fp == 0 || fp > x->base.npk || x->base.dead[fp - 1])
+				continue;
+			bs.pack = x->base.xlat[fp - 1] + 1;
+		} else {
+			bs = d[k++];
+		}
+		count[bs.pack - 1]++;
+		ic_put(&w, &bs, sizeof bs);
+		n++;
+	}
+	if (w.len && !w.err &&
+	    pwrite(fd, w.buf, w.len, (off_t)w.off) != (ssize_t)w.len)
+		w.err = BW_EIO;
+	/* the header, now that the counts are known */
+	struct bw_buf h;
+	bw_buf_init(&h, 0);
+	r = bw_buf_append(&h, IC_MAGIC, 4);
+	if (!r) r = bw_buf_put_u32le(&h, IC_VERSION);
+	if (!r) r = bw_buf_append(&h, repo->b, BW_ID_LEN);
+	if (!r) r = bw_buf_put_u32le(&h, (uint32_t)ncovered);
+	for (size_t f = 0; f < ncovered && !r; f++)
+		r = bw_buf_append(&h, covered[f].b, BW_ID_LEN);
+	if (!r) r = bw_buf_put_u32le(&h, x->npacks);
+	for (uint32_t p = 0; p < x->npacks && !r; p++) {
+		r = bw_buf_append(&h, pack_slot(x, p)->b, BW_ID_LEN);
+		if (!r) r = bw_buf_put_u32le(&h, count[p]);
+	}
+	if (!r) r = bw_buf_put_u32le(&h, (uint32_t)n);
+	if (!r) r = bw_buf_put_u32le(&h, (uint32_t)(n >> 32));
+	if (!r && (w.err || pwrite(fd, h.data, h.len, 0) != (ssize_t)h.len ||
+	           fdatasync(fd)))
+		r = BW_EIO;
+	bw_buf_release(&h);
+	if (!r && rename(tmp, path))
+		r = bw_from_errno(errno);
+out:
+	pthread_rwlock_unlock(&x->lock);
+	pthread_mutex_unlock(&wmu);
+	if (fd >= 0) {
+		close(fd);
+		if (r)
+			unlink(tmp);
+	}
+	free(d);
+	free(count);
+	return r;
+}
+
+size_t bw_index_base_count(const struct bw_index *x) { return x->base.n; }
 
 /* ---- index files ------------------------------------------------------------ */
 

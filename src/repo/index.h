@@ -49,6 +49,21 @@ int bw_index_each(struct bw_index *x,
                   int (*fn)(void *arg, const struct bw_index_entry *e),
                   void *arg);
 
+/* The local cache: a sorted table of every entry, mapped read-only so the
+ * index need not be held whole in RAM.  attach: only on a new, empty
+ * index; registers the cache's packs and returns the index file names it
+ * covers (caller frees).  BW_ENOENT if absent, BW_EFORMAT if damaged or
+ * of another repository.  write_cache: every live entry (base and
+ * in-memory), atomically replacing path. */
+int bw_index_attach(struct bw_index *x, const char *path,
+                    const struct bw_id *repo, struct bw_id **covered,
+                    size_t *ncovered) BW_WUR;
+int bw_index_write_cache(struct bw_index *x, const char *path,
+                         const struct bw_id *repo, const struct bw_id *covered,
+                         size_t ncovered) BW_WUR;
+/* entries in the mapped base (0 without a cache) */
+size_t bw_index_base_count(const struct bw_index *x);
+
 /* Serialise one index file from packs and their blobs. */
 struct bw_index_pack {
 	struct bw_id id;

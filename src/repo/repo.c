@@ -488,52 +488,154 @@ static int on_blob(void *arg, const struct bw_pack_blob *b)
 	return rc < 0 ? rc : 0;
 }
 
+static int name_cmp(const void *a, const void *b)
+{
+	return strcmp((const char *)a, (const char *)b);
+}
+
+/* Decode the index files in names (entries with name[0] == 0 are skipped)
+ * into c->x, leaving out superseded ones; damaged files are warned about
+ * and marked skipped.  Sets *sup_hit if a file supersedes one in
+ * covered. */
+static int load_files(struct bw_repo *r, struct name_list *names,
+                      struct load_ctx *c, const struct bw_id *covered,
+                      size_t ncovered, int *sup_hit)
+{
+	struct bw_buf b;
+	int rc = 0;
+	struct bw_index_file_cb cb = {on_super, on_pack, on_blob, c};
+	bw_buf_init(&b, BW_OBJ_MAX);
+	/* pass 1: which index files were superseded by a prune */
+	c->collect_super = 1;
+	c->nsup = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		if (!names->v[i][0])
+			continue;
+		if ((rc = bw_repo_load_obj(r, BW_OBJ_INDEX, names->v[i], &b)) ||
+		    (rc = bw_index_file_decode(b.data, b.len, &cb))) {
+			bw_warn("index %.16s: %s; its packs will be missing until `check` and `prune` repair it",
+			        names->v[i], *bw_err_msg() ? bw_err_msg() : bw_strerror(rc));
+			bw_err_clear();
+			names->v[i][0] = 0;
+		}
+	}
+	rc = 0;
+	*sup_hit = 0;
+	for (size_t k = 0; k < c->nsup && !*sup_hit; k++)
+		for (size_t j = 0; j < ncovered && !*sup_hit; j++)
+			*sup_hit = !memcmp(c->sup[k].b, covered[j].b, BW_ID_LEN);
+	if (*sup_hit)
+		goto out;
+	c->collect_super = 0;
+	for (size_t i = 0; i < names->n; i++) {
+		struct bw_id id;
+		int superseded = 0;
+		if (!names->v[i][0] || bw_id_parse(names->v[i], &id))
+			continue;
+		for (size_t k = 0; k < c->nsup && !superseded; k++)
+			superseded = !memcmp(c->sup[k].b, id.b, BW_ID_LEN);
+		if (superseded)
+			continue;
+		if ((rc = bw_repo_load_obj(r, BW_OBJ_INDEX, names->v[i], &b)) ||
+		    (rc = bw_index_file_decode(b.data, b.len, &cb))) {
+			bw_err_clear();
+			names->v[i][0] = 0;
+			rc = 0;
+		}
+	}
+out:
+	bw_buf_release(&b);
+	return rc;
+}
+
+/* The index: the local cache (a mapped, sorted table covering a set of
+ * index files) plus, in memory, the index files it does not cover.  The
+ * cache is rewritten when what lies outside it grows past a tenth of it,
+ * or rebuilt from scratch when a prune superseded files it covers. */
 int bw_repo_load_index(struct bw_repo *r)
 {
-	struct name_list names = {NULL, 0, 0};
+	struct name_list names = {NULL, 0, 0}, pending = {NULL, 0, 0};
 	struct load_ctx c;
-	struct bw_buf b;
-	int rc;
+	struct bw_id *covered = NULL;
+	size_t ncovered = 0;
+	char cpath[4200] = "";
+	int rc, sup_hit = 0;
 	if (r->index)
 		return 0;
 	memset(&c, 0, sizeof c);
-	bw_buf_init(&b, BW_OBJ_MAX);
-	if (!(c.x = bw_index_new()))
-		return BW_ENOMEM;
 	if ((rc = bw_be_list(r->be, BW_OBJ_INDEX, name_add, &names)))
 		goto out;
-	struct bw_index_file_cb cb = {on_super, on_pack, on_blob, &c};
-	/* pass 1: which index files were superseded by a prune */
-	c.collect_super = 1;
-	for (size_t i = 0; i < names.n; i++) {
-		if ((rc = bw_repo_load_obj(r, BW_OBJ_INDEX, names.v[i], &b)))
-			goto damaged;
-		if ((rc = bw_index_file_decode(b.data, b.len, &cb)))
-			goto damaged;
-		continue;
-damaged:
-		bw_warn("index %.16s: %s; its packs will be missing until `check` and `prune` repair it",
-		        names.v[i], *bw_err_msg() ? bw_err_msg() : bw_strerror(rc));
-		bw_err_clear();
-		names.v[i][0] = 0;
+	if (names.n)
+		qsort(names.v, names.n, sizeof *names.v, name_cmp);
+	if (r->cache_dir)
+		snprintf(cpath, sizeof cpath, "%s/index", r->cache_dir);
+again:
+	bw_index_free(c.x);
+	if (!(c.x = bw_index_new())) {
+		rc = BW_ENOMEM;
+		goto out;
 	}
-	c.collect_super = 0;
+	free(covered);
+	covered = NULL;
+	ncovered = 0;
+	if (*cpath && !sup_hit &&
+	    bw_index_attach(c.x, cpath, &r->id, &covered, &ncovered) == 0) {
+		/* the cache is usable only if every file it covers still exists */
+		for (size_t i = 0; i < ncovered; i++) {
+			char hex[2 * BW_ID_LEN + 1];
+			bw_id_hex(&covered[i], hex);
+			if (!bsearch(hex, names.v, names.n, sizeof *names.v, name_cmp)) {
+				sup_hit = 1; /* a prune removed it: rebuild */
+				goto again;
+			}
+		}
+	}
+	bw_err_clear();
+	/* the files outside the cache */
+	pending.n = 0;
 	for (size_t i = 0; i < names.n; i++) {
-		if (!names.v[i][0])
-			continue;
 		struct bw_id id;
-		int superseded = 0;
+		int in = 0;
 		if (bw_id_parse(names.v[i], &id))
 			continue;
-		for (size_t k = 0; k < c.nsup && !superseded; k++)
-			superseded = !memcmp(c.sup[k].b, id.b, BW_ID_LEN);
-		if (superseded)
-			continue;
-		if ((rc = bw_repo_load_obj(r, BW_OBJ_INDEX, names.v[i], &b)) ||
-		    (rc = bw_index_file_decode(b.data, b.len, &cb))) {
-			bw_err_clear();
-			continue;
+		for (size_t k = 0; k < ncovered && !in; k++)
+			in = !memcmp(covered[k].b, id.b, BW_ID_LEN);
+		if (!in && (rc = name_add(&pending, names.v[i], 0)))
+			goto out;
+	}
+	if ((rc = load_files(r, &pending, &c, covered, ncovered, &sup_hit)))
+		goto out;
+	if (sup_hit)
+		goto again; /* rebuild without the cache */
+	/* nothing was forgotten yet: count = base + in memory */
+	size_t base = bw_index_base_count(c.x), mem = bw_index_count(c.x) - base;
+	if (*cpath && pending.n && (base == 0 || mem * 10 > base)) {
+		/* covered from now on: the old set plus what loaded cleanly */
+		struct bw_id *all = realloc(covered, (ncovered + pending.n) * sizeof *all);
+		if (!all) {
+			rc = BW_ENOMEM;
+			goto out;
 		}
+		covered = all;
+		for (size_t i = 0; i < pending.n; i++)
+			if (pending.v[i][0] && !bw_id_parse(pending.v[i], &covered[ncovered]))
+				ncovered++;
+		if (bw_index_write_cache(c.x, cpath, &r->id, covered, ncovered)) {
+			bw_warn("cannot write the index cache %s; going on without it", cpath);
+		} else {
+			/* swap the in-memory table for the mapped cache */
+			struct bw_index *nx = bw_index_new();
+			struct bw_id *cov2 = NULL;
+			size_t n2 = 0;
+			if (nx && bw_index_attach(nx, cpath, &r->id, &cov2, &n2) == 0) {
+				bw_index_free(c.x);
+				c.x = nx;
+				nx = NULL;
+			}
+			bw_index_free(nx);
+			free(cov2);
+		}
+		bw_err_clear();
 	}
 	r->index = c.x;
 	c.x = NULL;
@@ -541,8 +643,9 @@ damaged:
 out:
 	bw_index_free(c.x);
 	free(c.sup);
+	free(covered);
 	free(names.v);
-	bw_buf_release(&b);
+	free(pending.v);
 	return rc;
 }
 
