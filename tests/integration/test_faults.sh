@@ -217,7 +217,31 @@ if is_root && id nobody > /dev/null 2>&1; then
 	[ ! -e "$T/ru$U/src/noread" ] || fail "unreadable files: the unreadable file is in the snapshot"
 	$B -r "$U/repo" -p "$U/pw" check --read-data > "$T/out" 2>&1 || { cat "$T/out"; fail "unreadable files: check failed"; }
 	echo "ok: unreadable files: exit 3, both named, snapshot holds the readable files"
-	chmod 700 "$U/src/noread" "$U/src/closed"
+	grep -q "$(printf '\033')" "$T/out" && fail "unreadable files: terminal codes in output that is not a terminal"
+	# unreadable files with odd names: one line each, names escaped; JSON
+	# error lines parse and carry the name even when it is not UTF-8
+	printf x > "$U/src/$(printf 'nl\nx')"
+	printf x > "$U/src/$(printf 'b\xffd')"
+	chown nobody "$U/src/$(printf 'nl\nx')" "$U/src/$(printf 'b\xffd')"
+	chmod 000 "$U/src/$(printf 'nl\nx')" "$U/src/$(printf 'b\xffd')"
+	rc=0
+	asnobody "$B" -r "$U/repo" backup "$U/src" > "$T/out" 2>&1 || rc=$?
+	[ "$rc" = 3 ] || { cat "$T/out"; fail "unreadable odd names: backup exited $rc, want 3"; }
+	[ "$(grep -c '^error: ' "$T/out")" = 4 ] || { cat -v "$T/out"; fail "unreadable odd names: not 4 error lines"; }
+	grep -qF "error: $U/src/nl\x0ax: cannot open" "$T/out" || { cat -v "$T/out"; fail "unreadable odd names: newline in a name not escaped"; }
+	rc=0
+	asnobody "$B" -r "$U/repo" --json backup "$U/src" > /dev/null 2> "$T/err" || rc=$?
+	[ "$rc" = 3 ] || { cat "$T/err"; fail "unreadable odd names: --json backup exited $rc, want 3"; }
+	python3 - "$T/err" "$U/src" <<'PY' || fail "unreadable odd names: --json error lines wrong"
+import json, sys
+lines = open(sys.argv[1], "rb").read().decode().splitlines()
+errs = [json.loads(l) for l in lines]
+paths = sorted(e["path"] for e in errs if e["message_type"] == "error")
+want = sorted(sys.argv[2] + p for p in ["/noread", "/closed", "/nl\nx", "/b\\xffd"])
+if paths != want:
+    sys.exit("paths %r, want %r" % (paths, want))
+PY
+	echo "ok: unreadable odd names: one escaped line each; JSON error lines name every path"
 	rm -rf "$U" "$T/ru"
 else
 	echo "SKIP: unreadable files (needs root to run bulwark as user nobody)"
