@@ -49,6 +49,7 @@ static void help(void)
 
 struct errlog {
 	int json;
+	int tty; /* a progress line is on the terminal: clear it first */
 };
 
 static void on_error(const char *path, const char *msg, void *arg)
@@ -62,7 +63,7 @@ static void on_error(const char *path, const char *msg, void *arg)
 		fputc('\n', stderr);
 		json_decref(j);
 	} else {
-		fprintf(stderr, "\r\033[Kerror: ");
+		fprintf(stderr, "%serror: ", e->tty ? "\r\033[K" : "");
 		cli_print_escaped(stderr, path, strlen(path));
 		fprintf(stderr, ": %s\n", msg);
 	}
@@ -207,8 +208,8 @@ int cmd_restore(int argc, char **argv)
 		goto out;
 	}
 	struct cli_progress pr;
-	struct errlog el = {g.json};
 	cli_progress_init(&pr, "restored");
+	struct errlog el = {g.json, pr.active};
 	if (pr.active) {
 		o.progress = cli_progress_cb;
 		o.progress_arg = &pr;
