@@ -150,6 +150,7 @@ restore_damaged() {
 		cat "$T/out"; echo "named:"; cat "$T/named"; echo "differ:"; cat "$T/differ"
 		fail "$label: the files named are not exactly the damaged ones"
 	}
+	grep -q "$(printf '\033')" "$T/out" && fail "$label: terminal codes in restore output that is not a terminal"
 	echo "ok: $label: restore exits 3, names the $nbad damaged file(s); $ngood others exact"
 }
 biggest_pack() { find "$T/d/data" -type f -printf '%s %p\n' | sort -n | tail -1 | cut -d' ' -f2; }
