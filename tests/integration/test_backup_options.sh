@@ -60,7 +60,7 @@ echo "checking: an incremental backup of an unchanged tree reads and adds nothin
 ancestors() { local p=$S; while [ "$p" != / ]; do p=$(dirname "$p"); stat -c '%n %y %z' "$p"; done; }
 mkdir -p "$T/w" # scratch files live here: creating them in $T would change $T
 ok=0
-for attempt in 1 2 3; do
+for _ in 1 2 3; do
 	ancestors > "$T/w/anc.before"
 	$B -q -r "$R" backup "$S" # the parent of the next one
 	out=$($B -r "$R" --json backup "$S")

@@ -33,7 +33,7 @@ check_json() {
 	read -r problems unref < <(tail -1 "$T/check.out" | python3 -c '
 import json, sys
 d = json.load(sys.stdin)
-print(d["problems"], d["unreferenced_packs"])') || { problems=?; unref=?; }
+print(d["problems"], d["unreferenced_packs"])') || { problems=unparsed; unref=unparsed; }
 }
 
 # gen ROUND: round 0 writes the ~150 MB tree; later rounds rewrite about
