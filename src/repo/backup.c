@@ -1189,6 +1189,41 @@ static void refresher_stop(struct refresher *f)
 	pthread_cond_destroy(&f->cv);
 }
 
+/* Snapshot metadata is JSON: paths, tags and host must be UTF-8 (names
+ * inside the tree may be any bytes). */
+static int utf8_ok(const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	while (*p) {
+		int n = *p < 0x80 ? 0 : (*p & 0xe0) == 0xc0 ? 1 :
+		        (*p & 0xf0) == 0xe0 ? 2 : (*p & 0xf8) == 0xf0 ? 3 : -1;
+		if (n < 0 || (n == 1 && *p < 0xc2))
+			return 0;
+		p++;
+		for (int i = 0; i < n; i++, p++)
+			if ((*p & 0xc0) != 0x80)
+				return 0;
+	}
+	return 1;
+}
+
+static int check_meta_utf8(const struct bw_backup_opts *o)
+{
+	for (size_t i = 0; i < o->npaths; i++)
+		if (!utf8_ok(o->paths[i]))
+			return bw_errf(BW_EINVAL, "path '%s' is not valid UTF-8: name a "
+			               "directory above it instead (names inside may be any bytes)",
+			               o->paths[i]);
+	for (size_t i = 0; i < o->ntags; i++)
+		if (!utf8_ok(o->tags[i]))
+			return bw_errf(BW_EINVAL, "tag '%s' is not valid UTF-8", o->tags[i]);
+	if (o->hostname && !utf8_ok(o->hostname))
+		return bw_errf(BW_EINVAL, "host name '%s' is not valid UTF-8", o->hostname);
+	if (o->stdin_name && !utf8_ok(o->stdin_name))
+		return bw_errf(BW_EINVAL, "--stdin-filename is not valid UTF-8");
+	return 0;
+}
+
 static int str_cmp(const void *a, const void *b)
 {
 	return strcmp(*(char *const *)a, *(char *const *)b);
@@ -1288,6 +1323,8 @@ int bw_backup(struct bw_repo *r, const struct bw_backup_opts *o,
 
 	if (!o->stdin_mode && !o->npaths)
 		return bw_errf(BW_EINVAL, "nothing to back up: give at least one path");
+	if ((rc = check_meta_utf8(o)))
+		return rc;
 	if (o->stdin_mode) {
 		const char *nm = o->stdin_name && *o->stdin_name ? o->stdin_name : "stdin";
 		nabs = 1;
