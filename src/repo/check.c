@@ -171,14 +171,13 @@ struct rd {
 	int fatal;
 };
 
-/* Blobs to verify: the header inside the bytes, else the index's list. */
-static int rd_blobs(struct rd *d, const struct bw_packfile *f,
-                    const struct bw_buf *b, struct bw_pack_blob **blobs,
-                    size_t *n)
+#define RD_WINDOW ((uint64_t)4 << 20) /* bytes read at once */
+
+/* Blobs to verify: the pack's own header, else the index's list. */
+static int rd_blobs(struct rd *d, const struct bw_packfile *f, const char *name,
+                    struct bw_pack_blob **blobs, size_t *n)
 {
-	size_t need;
-	int rc = bw_pack_header_parse(d->c->r->keys, b->data, b->len, b->len,
-	                              blobs, n, &need);
+	int rc = bw_pack_read_header(d->c->r->be, d->c->r->keys, name, blobs, n);
 	if (!rc)
 		return 0;
 	bw_err_clear();
@@ -196,47 +195,124 @@ static int rd_blobs(struct rd *d, const struct bw_packfile *f,
 	return 0;
 }
 
+static int blob_off_cmp(const void *a, const void *b)
+{
+	const struct bw_pack_blob *x = a, *y = b;
+	return x->offset < y->offset ? -1 : x->offset > y->offset;
+}
+
+static void rd_check_blob(struct rd *d, struct bw_blob_ctx *bc,
+                          const struct bw_packfile *f,
+                          const struct bw_pack_blob *x, const uint8_t *p,
+                          struct bw_buf *pt)
+{
+	char hex[2 * BW_ID_LEN + 1];
+	struct bw_id got;
+	int rc = bw_blob_decode(bc, d->c->r->keys, &x->id, p, x->length,
+	                        x->raw_length, pt);
+	if (!rc) {
+		bw_mac_id(d->c->r->keys, pt->data, pt->len, &got);
+		if (memcmp(got.b, x->id.b, BW_ID_LEN))
+			rc = BW_EAUTH;
+	}
+	if (rc) {
+		bw_err_clear();
+		bw_id_hex(&x->id, hex);
+		reportf(d->c, "pack", &f->id, "blob %s damaged: %s", hex,
+		        rc == BW_EAUTH ? "authentication failed" : bw_strerror(rc));
+	}
+}
+
+/* Read [off, end) in windows, feeding the pack hash. */
+static int rd_hash_range(struct rd *d, const char *name, struct bw_sha256 *h,
+                         uint64_t off, uint64_t end, struct bw_buf *b)
+{
+	while (off < end) {
+		size_t len = (size_t)(end - off < RD_WINDOW ? end - off : RD_WINDOW);
+		bw_buf_reset(b);
+		int rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, off, len, b);
+		if (rc)
+			return rc;
+		bw_sha256_update(h, b->data, b->len);
+		off += len;
+	}
+	return 0;
+}
+
+/* A pack is streamed through in windows of a few MiB: its SHA-256 must
+ * equal its name, and every blob must decrypt, decompress and MAC to its
+ * ID.  Memory stays at one window per worker whatever the pack size. */
 static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfile *f,
                     struct bw_buf *b, struct bw_buf *pt)
 {
-	char name[2 * BW_ID_LEN + 1], hex[2 * BW_ID_LEN + 1];
+	char name[2 * BW_ID_LEN + 1];
 	struct bw_pack_blob *blobs = NULL;
-	struct bw_id h;
+	struct bw_sha256 *h = NULL;
+	struct bw_id got;
 	size_t n = 0;
+	uint64_t pos = 0;
+	int rc = 0, hashing = 1;
 	bw_id_hex(&f->id, name);
-	bw_buf_reset(b);
-	int rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, 0, 0, b);
+	if (rd_blobs(d, f, name, &blobs, &n))
+		n = 0; /* still hash the bytes */
+	if (n)
+		qsort(blobs, n, sizeof *blobs, blob_off_cmp);
+	if (!(h = bw_sha256_new())) {
+		d->fatal = BW_ENOMEM;
+		goto out;
+	}
+	for (size_t i = 0; i < n && !rc;) {
+		const struct bw_pack_blob *x = &blobs[i];
+		if ((uint64_t)x->offset + x->length > f->size) {
+			char hex[2 * BW_ID_LEN + 1];
+			bw_id_hex(&x->id, hex);
+			reportf(d->c, "pack", &f->id, "blob %s lies beyond the end (truncated)", hex);
+			i++;
+			continue;
+		}
+		if (x->offset < pos) { /* overlapping list (damaged index): unhashed */
+			bw_buf_reset(b);
+			if (!(rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, x->offset, x->length, b)))
+				rd_check_blob(d, bc, f, x, b->data, pt);
+			hashing = 0;
+			i++;
+			continue;
+		}
+		if (x->offset > pos && (rc = rd_hash_range(d, name, h, pos, x->offset, b)))
+			break;
+		/* a window of neighbouring blobs */
+		size_t j = i + 1;
+		uint64_t end = (uint64_t)x->offset + x->length;
+		while (j < n && blobs[j].offset == end &&
+		       (uint64_t)blobs[j].offset + blobs[j].length <= f->size &&
+		       (uint64_t)blobs[j].offset + blobs[j].length - x->offset <= RD_WINDOW) {
+			end = (uint64_t)blobs[j].offset + blobs[j].length;
+			j++;
+		}
+		bw_buf_reset(b);
+		if ((rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, x->offset,
+		                     (size_t)(end - x->offset), b)))
+			break;
+		bw_sha256_update(h, b->data, b->len);
+		for (size_t k = i; k < j; k++)
+			rd_check_blob(d, bc, f, &blobs[k], b->data + (blobs[k].offset - x->offset), pt);
+		pos = end;
+		i = j;
+	}
+	if (!rc && pos < f->size)
+		rc = rd_hash_range(d, name, h, pos, f->size, b);
 	if (rc) {
 		bw_err_clear();
 		reportf(d->c, "pack", &f->id, "cannot be read: %s", bw_strerror(rc));
-		return;
+		goto out;
 	}
-	bw_sha256(b->data, b->len, &h);
-	if (memcmp(h.b, f->id.b, BW_ID_LEN))
+	bw_sha256_final(h, &got);
+	h = NULL;
+	if (hashing && memcmp(got.b, f->id.b, BW_ID_LEN))
 		reportf(d->c, "pack", &f->id, "content does not match its name (damaged)");
-	if (rd_blobs(d, f, b, &blobs, &n))
-		return;
-	for (size_t i = 0; i < n; i++) {
-		const struct bw_pack_blob *x = &blobs[i];
-		struct bw_id got;
-		bw_id_hex(&x->id, hex);
-		if ((uint64_t)x->offset + x->length > b->len) {
-			reportf(d->c, "pack", &f->id, "blob %s lies beyond the end (truncated)", hex);
-			continue;
-		}
-		rc = bw_blob_decode(bc, d->c->r->keys, &x->id, b->data + x->offset,
-		                    x->length, x->raw_length, pt);
-		if (!rc) {
-			bw_mac_id(d->c->r->keys, pt->data, pt->len, &got);
-			if (memcmp(got.b, x->id.b, BW_ID_LEN))
-				rc = BW_EAUTH;
-		}
-		if (rc) {
-			bw_err_clear();
-			reportf(d->c, "pack", &f->id, "blob %s damaged: %s", hex,
-			        rc == BW_EAUTH ? "authentication failed" : bw_strerror(rc));
-		}
-	}
+out:
+	if (h)
+		bw_sha256_final(h, &got);
 	free(blobs);
 }
 
@@ -245,7 +321,7 @@ static void rd_worker(void *arg)
 	struct rd *d = arg;
 	struct bw_blob_ctx *bc = bw_blob_ctx_new(0);
 	struct bw_buf b, pt;
-	bw_buf_init(&b, BW_BUF_MAX_DEFAULT);
+	bw_buf_init(&b, (size_t)BW_CHUNK_MAX_LIMIT + RD_WINDOW);
 	bw_buf_init(&pt, (size_t)BW_CHUNK_MAX_LIMIT + BW_TREE_MAX_BYTES);
 	for (;;) {
 		pthread_mutex_lock(&d->c->mu);

@@ -41,7 +41,7 @@
 #include <sys/xattr.h>
 #include <unistd.h>
 
-#define RUN_MAX ((size_t)8 << 20)          /* bytes read from a pack at once */
+#define RUN_MAX ((size_t)4 << 20)          /* bytes read from a pack at once */
 #define BATCH_BYTES ((uint64_t)4 << 20)    /* small files per task */
 #define BATCH_FILES 128
 #define SPLIT_PART ((uint64_t)32 << 20)    /* big files: bytes per task */
@@ -877,7 +877,7 @@ static void links_failed(struct ctx *c, struct rfile *f)
 
 /* ---- file contents (workers) ---- */
 
-#define NRUNS 4                   /* pack runs a worker keeps */
+#define NRUNS 2                   /* pack runs a worker keeps */
 #define GAP_MAX ((uint32_t)256 << 10) /* read over gaps this small */
 #define LOOKAHEAD 512             /* blobs scanned for a run */
 
