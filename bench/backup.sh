@@ -285,6 +285,17 @@ json_verify() { # run tool ok
   printf '{"type":"verify","run":%s,"tool":"%s","ok":%s}\n' "$@" >>"$RESULTS"
 }
 
+# After an rm -rf of a large tree, ext4 skips the freed inodes for about
+# 30 s (dirty_expire_centisecs) and every new file then costs a scan of
+# inode tables: a restore started in that window runs several times
+# slower, whichever tool it is.  Each restore waits until the last mass
+# delete is BENCH_SETTLE seconds old (the data stays in the page cache).
+LAST_DELETE=-1000
+settle() {
+  local wait=$(( ${BENCH_SETTLE:-35} - (SECONDS - LAST_DELETE) ))
+  if (( wait > 0 )); then sync; sleep "$wait"; fi
+}
+
 warm() { # read the whole tree once so the data is in the page cache
   tar -C "$BENCH_DIR" -cf - src | cat >/dev/null
 }
@@ -334,6 +345,7 @@ bench_tool() { # RUN TOOL
 
   dir="$RESTORE/$tool"
   mkdir -p "$dir"
+  settle
   [[ "$tool" == bulwark ]] && BULWARK_SNAP=$(bulwark_latest)
   mapfile -t cmd < <("cmd_$tool" restore "$dir")
   run_step "$run" "$tool" restore "${cmd[@]}" || return 1
@@ -348,6 +360,7 @@ bench_tool() { # RUN TOOL
     fi
   fi
   rm -rf "$RESTORE"
+  LAST_DELETE=$SECONDS
 
   mapfile -t cmd < <("cmd_$tool" check)
   run_step "$run" "$tool" check "${cmd[@]}" || return 1
@@ -363,7 +376,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
       say "  $tool: run $run aborted after a failed step (remaining steps skipped)"
     fi
     put_back
-    rm -rf "$RESTORE"
+    [[ -e "$RESTORE" ]] && { rm -rf "$RESTORE"; LAST_DELETE=$SECONDS; }
     if [[ "$BENCH_KEEP" != 1 || $run -lt $BENCH_RUNS ]]; then
       rm -rf "${REPOS:?}/$tool"
     fi
