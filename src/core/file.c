@@ -109,12 +109,38 @@ static int dirname_of(const char *path, char *out, size_t n)
 	return 0;
 }
 
+/* excl without a temporary name: an unnamed file (O_TMPFILE) is written,
+ * synced and linked in; nothing is left behind by a crash, and nothing
+ * has to be removed (so it works in append-only directories, chattr +a). */
+static int write_unnamed(const char *path, const char *dir, const void *p,
+                         size_t n, int mode)
+{
+	int fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, mode);
+	if (fd < 0)
+		return 1; /* not supported here: use a named temp file */
+	char proc[64];
+	int r = bw_write_full(fd, p, n);
+	if (!r && fdatasync(fd))
+		r = bw_from_errno(errno);
+	snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
+	if (!r && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW)) {
+		int e = errno;
+		r = bw_errf(bw_from_errno(e), "%s: %s", path, strerror(e));
+	}
+	close(fd);
+	if (r)
+		return bw_errf(r, "%s: write failed: %s", path, bw_strerror(r));
+	return bw_fsync_dir(dir);
+}
+
 int bw_file_write_atomic(const char *path, const void *p, size_t n, int mode,
                          int excl)
 {
 	char tmp[4096], dir[4096];
 	int r = dirname_of(path, dir, sizeof dir);
 	if (r)
+		return r;
+	if (excl && (r = write_unnamed(path, dir, p, n, mode)) <= 0)
 		return r;
 	uint32_t rnd;
 	rnd = (uint32_t)bw_now_ns() ^ (uint32_t)getpid() * 2654435761u;
