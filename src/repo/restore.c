@@ -4,9 +4,9 @@
  * until the end), symlinks, FIFOs, devices and sockets, and lists regular
  * files, with each blob's place in the packs (from the index) and in the
  * file, into a batch of bounded size.  A full batch goes to a pool of
- * workers (restore_write.c) while the walk lists the next one; before
- * that, the previous batch is waited for, verified (--verify), its hard
- * links are made and it is freed.  Nothing listed points into a tree, so
+ * workers (restore_write.c) while the walk lists the next one; the oldest
+ * batch is then waited for, verified (--verify), its hard links are made
+ * and it is freed.  Nothing listed points into a tree, so
  * a tree is released as soon as the walk leaves it: memory depends on the
  * depth of the tree and the batch size, not on the number of files.
  * Directory metadata is kept (a copy, per directory) and set at the end,
@@ -511,13 +511,14 @@ static int file_segs(struct ctx *c, struct rfile *f, const struct bw_node *n)
 
 static int link_find(struct ctx *c, const struct bw_node *n, size_t *idx,
                      int *first);
+static struct batch *fill(struct ctx *c);
 static int batch_full(const struct batch *b);
-static int rotate(struct ctx *c);
+static int rotate(struct ctx *c, int last);
 
 /* Another name of a file listed before: linked once its batch is done. */
 static int add_link(struct ctx *c, size_t link)
 {
-	struct batch *b = &c->fill;
+	struct batch *b = fill(c);
 	char *p = strdup(cur_path(c));
 	if (!p || grow(&b->l, b->nl, &b->capl, sizeof *b->l, 64)) {
 		free(p);
@@ -531,7 +532,7 @@ static int add_link(struct ctx *c, size_t link)
 
 static int add_rfile(struct ctx *c, const struct bw_node *n, size_t link)
 {
-	struct batch *b = &c->fill;
+	struct batch *b = fill(c);
 	struct rfile *f = calloc(1, sizeof *f);
 	int r = BW_ENOMEM;
 	if (!f)
@@ -579,8 +580,8 @@ static int add_file(struct ctx *c, const struct bw_node *n)
 		return 0;
 	}
 	r = first ? add_rfile(c, n, link) : add_link(c, link);
-	if (!r && batch_full(&c->fill))
-		r = rotate(c);
+	if (!r && batch_full(fill(c)))
+		r = rotate(c, 0);
 	return r;
 }
 
@@ -941,10 +942,11 @@ out:
 }
 
 /* ---- batches ----
- * The walk lists files into c->fill while the workers write c->run; when
- * fill is full, run is waited for and finished (verified, its links
- * made, freed) and fill goes to the workers.  So at most two batches of
- * files are in memory, whatever the size of the snapshot. */
+ * The walk lists files into one batch while the workers write the two
+ * before it (one written, one queued, so that they never wait for the
+ * walk); when it is full the oldest is waited for and finished
+ * (verified, its links made, freed).  So at most NBATCH batches of files
+ * are in memory, whatever the size of the snapshot. */
 
 #define BATCH_FILES_MAX 1024
 #define BATCH_BYTES_MAX ((uint64_t)64 << 20)
@@ -982,7 +984,7 @@ static int batch_finish(struct ctx *c, struct batch *b)
 	int r = 0;
 	if (c->o->verify) {
 		r = bw_rs_submit_batch(c, b, 1);
-		bw_pool_wait(c->pool);
+		bw_rs_batch_wait(c, b);
 	}
 	for (size_t i = 0; i < b->n; i++)
 		if (b->f[i]->link != SIZE_MAX)
@@ -993,22 +995,30 @@ static int batch_finish(struct ctx *c, struct batch *b)
 	return r;
 }
 
-/* Finish the batch being written and hand the listed one to the workers. */
-static int rotate(struct ctx *c)
+static struct batch *fill(struct ctx *c)
 {
+	return &c->b[(c->bhead + c->nfly) % NBATCH];
+}
+
+/* Hand the batch being listed to the workers, then finish the oldest
+ * batches (all of them when last) while keeping one queued behind the
+ * one being written, so that the workers never wait for the walk. */
+static int rotate(struct ctx *c, int last)
+{
+	struct batch *b = fill(c);
 	int r = 0;
-	if (c->running) {
-		bw_pool_wait(c->pool);
-		c->running = 0;
-		r = batch_finish(c, &c->run);
+	if (b->n || b->nl) {
+		c->nfly++;
+		r = bw_rs_submit_batch(c, b, 0);
 	}
-	struct batch t = c->run;
-	c->run = c->fill;
-	c->fill = t;
-	if (r || (!c->run.n && !c->run.nl))
-		return r;
-	c->running = 1;
-	return bw_rs_submit_batch(c, &c->run, 0);
+	while (!r && c->nfly && (last || c->nfly == NBATCH)) {
+		b = &c->b[c->bhead];
+		bw_rs_batch_wait(c, b);
+		r = batch_finish(c, b);
+		c->bhead = (c->bhead + 1) % NBATCH;
+		c->nfly--;
+	}
+	return r;
 }
 
 /* ---- directories, last ---- */
@@ -1034,8 +1044,8 @@ static void dir_meta(struct ctx *c)
 static void ctx_release(struct ctx *c)
 {
 	bw_rs_workers_free(c); /* waits for tasks that use the batches */
-	batch_release(&c->fill);
-	batch_release(&c->run);
+	for (int i = 0; i < NBATCH; i++)
+		batch_release(&c->b[i]);
 	links_release(c);
 	for (size_t i = 0; i < c->ndirs; i++) {
 		free(c->dirs[i].path);
@@ -1049,6 +1059,7 @@ static void ctx_release(struct ctx *c)
 	bw_buf_release(&c->path);
 	if (c->rootfd >= 0)
 		close(c->rootfd);
+	pthread_cond_destroy(&c->done);
 	pthread_mutex_destroy(&c->mu);
 }
 
@@ -1062,6 +1073,7 @@ static int ctx_init(struct ctx *c, struct bw_repo *r, const struct bw_restore_op
 	c->chown_ok = !o->no_owner && geteuid() == 0;
 	c->nthreads = o->threads > 0 ? o->threads : bw_ncpu();
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_cond_init(&c->done, NULL);
 	bw_buf_init(&c->path, (size_t)1 << 20);
 	bw_buf_init(&c->lnames, SIZE_MAX / 2);
 	if (!(c->lv = calloc(16, sizeof *c->lv)))
@@ -1112,10 +1124,9 @@ int bw_restore(struct bw_repo *r, const struct bw_snapshot *s,
 	const char *sub = o->subpath;
 	while (sub && *sub == '/')
 		sub++;
-	/* walk and write; the two rotations finish the last batches */
+	/* walk and write; the last rotation finishes every batch */
 	if ((rc = count_totals(&c, s, sub)) || (rc = bw_rs_workers_new(&c)) ||
-	    (rc = walk(&c, &s->tree, 0, sub)) || (rc = rotate(&c)) ||
-	    (rc = rotate(&c)))
+	    (rc = walk(&c, &s->tree, 0, sub)) || (rc = rotate(&c, 1)))
 		goto out;
 	if (sub && *sub && !c.sub_found) {
 		rc = bw_errf(BW_ENOENT, "%s: no such path in the snapshot", o->subpath);

@@ -59,7 +59,11 @@ struct batch {
 	uint64_t bytes;
 	struct plink *l;
 	size_t nl, capl;
+	size_t tasks; /* submitted and not done yet (c->mu) */
 };
+
+/* One being listed, the others queued or being written, oldest first. */
+#define NBATCH 3
 
 /* (dev, ino) of a file with nlink > 1, and its first name.  Kept for the
  * whole restore, so small: the name is its directory (in c->dirs) and its
@@ -105,8 +109,8 @@ struct ctx {
 	struct bw_buf path;
 	struct level *lv;
 	size_t nlv, caplv;
-	struct batch fill, run; /* being listed; being written */
-	int running;
+	struct batch b[NBATCH]; /* a ring */
+	size_t bhead, nfly;     /* oldest submitted; how many submitted */
 	struct rdir *dirs;
 	size_t ndirs, capdirs;
 	struct hlink *links;
@@ -120,6 +124,7 @@ struct ctx {
 
 	struct bw_pool *pool;
 	pthread_mutex_t mu; /* guards everything below */
+	pthread_cond_t done; /* a batch's last task ended */
 	struct wstate *idle;
 	struct bw_progress prog;
 	struct bw_restore_stats st;
@@ -143,9 +148,10 @@ void bw_rs_meta_fd(struct ctx *c, int fd, const char *path,
 /* restore_write.c: worker states (one per thread, made before any
  * submit), and the submission of a batch's files for writing or, with
  * verify, for re-reading.  Submitting may block while the pool's queue is
- * full; bw_pool_wait(c->pool) waits for the batch. */
+ * full; bw_rs_batch_wait waits for one batch's tasks. */
 int bw_rs_workers_new(struct ctx *c);
 void bw_rs_workers_free(struct ctx *c);
 int bw_rs_submit_batch(struct ctx *c, struct batch *b, int verify) BW_WUR;
+void bw_rs_batch_wait(struct ctx *c, struct batch *b);
 
 #endif

@@ -24,6 +24,7 @@
 /* A pool task: files f[0..nf), from blob b0 of f[0] to blob b1 of f[nf-1]. */
 struct job {
 	struct ctx *c;
+	struct batch *b;
 	struct rfile **f;
 	size_t nf, b0, b1;
 	int verify;
@@ -410,12 +411,17 @@ static void job_task(void *arg)
 			restore_part(c, w, j, fi);
 	}
 	wstate_put(c, w);
+	struct batch *b = j->b;
 	free(j->f);
 	free(j);
+	pthread_mutex_lock(&c->mu);
+	if (!--b->tasks)
+		pthread_cond_broadcast(&c->done);
+	pthread_mutex_unlock(&c->mu);
 }
 
-static int submit(struct ctx *c, struct rfile **f, size_t nf, size_t b0,
-                  size_t b1, int verify)
+static int submit(struct ctx *c, struct batch *b, struct rfile **f,
+                  size_t nf, size_t b0, size_t b1, int verify)
 {
 	struct job *j = calloc(1, sizeof *j);
 	if (!j || !(j->f = malloc(nf * sizeof *f))) {
@@ -424,12 +430,19 @@ static int submit(struct ctx *c, struct rfile **f, size_t nf, size_t b0,
 	}
 	memcpy(j->f, f, nf * sizeof *f);
 	j->c = c;
+	j->b = b;
 	j->nf = nf;
 	j->b0 = b0;
 	j->b1 = b1;
 	j->verify = verify;
+	pthread_mutex_lock(&c->mu);
+	b->tasks++;
+	pthread_mutex_unlock(&c->mu);
 	int r = bw_pool_submit(c->pool, job_task, j);
 	if (r) {
+		pthread_mutex_lock(&c->mu);
+		b->tasks--;
+		pthread_mutex_unlock(&c->mu);
 		free(j->f);
 		free(j);
 	}
@@ -438,7 +451,7 @@ static int submit(struct ctx *c, struct rfile **f, size_t nf, size_t b0,
 
 /* A big file: created here, then written in ranges by several workers
  * through one shared descriptor; the last part to finish closes it. */
-static int submit_split(struct ctx *c, struct rfile *f)
+static int submit_split(struct ctx *c, struct batch *b, struct rfile *f)
 {
 	size_t nc = f->nseg, parts = 0, b0 = 0;
 	uint64_t acc = 0;
@@ -461,7 +474,7 @@ static int submit_split(struct ctx *c, struct rfile *f)
 	for (size_t i = 0; i < nc; i++) {
 		acc += f->segs[i].raw;
 		if (acc >= SPLIT_PART || i + 1 == nc) {
-			int r = submit(c, &f, 1, b0, i + 1, 0);
+			int r = submit(c, b, &f, 1, b0, i + 1, 0);
 			if (r)
 				return r;
 			b0 = i + 1;
@@ -483,20 +496,28 @@ int bw_rs_submit_batch(struct ctx *c, struct batch *b, int verify)
 			continue;
 		if (!verify && c->nthreads > 1 && f->nseg > 1 &&
 		    f->size >= 2 * SPLIT_PART) {
-			r = submit_split(c, f);
+			r = submit_split(c, b, f);
 			continue;
 		}
 		task[nt++] = f;
 		bytes += f->size;
 		if (nt == TASK_FILES || bytes >= TASK_BYTES) {
-			r = submit(c, task, nt, 0, task[nt - 1]->nseg, verify);
+			r = submit(c, b, task, nt, 0, task[nt - 1]->nseg, verify);
 			nt = 0;
 			bytes = 0;
 		}
 	}
 	if (!r && nt)
-		r = submit(c, task, nt, 0, task[nt - 1]->nseg, verify);
+		r = submit(c, b, task, nt, 0, task[nt - 1]->nseg, verify);
 	return r;
+}
+
+void bw_rs_batch_wait(struct ctx *c, struct batch *b)
+{
+	pthread_mutex_lock(&c->mu);
+	while (b->tasks)
+		pthread_cond_wait(&c->done, &c->mu);
+	pthread_mutex_unlock(&c->mu);
 }
 
 int bw_rs_workers_new(struct ctx *c)
