@@ -67,6 +67,14 @@ void cli_progress_init(struct cli_progress *p, const char *verb);
 void cli_progress_cb(const struct bw_progress *p, void *arg);
 void cli_progress_done(struct cli_progress *p);
 
+/* Per-file errors of backup and restore: a JSON line or an escaped text
+ * line on stderr (clearing the progress line first when tty is set). */
+struct cli_errlog {
+	int json;
+	int tty;
+};
+void cli_on_error(const char *path, const char *msg, void *arg);
+
 /* JSON helpers: print one object (and free it) */
 void cli_json_print(json_t *j);
 json_t *cli_json_snapshot(const struct bw_snapshot *s);

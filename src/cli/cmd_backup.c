@@ -37,29 +37,6 @@ static void help(void)
 "1 no snapshot saved.\n");
 }
 
-struct errlog {
-	int json;
-	int quiet;
-	int tty; /* a progress line is on the terminal: clear it first */
-};
-
-static void on_error(const char *path, const char *msg, void *arg)
-{
-	struct errlog *e = arg;
-	if (e->json) {
-		json_t *j = json_pack("{s:s,s:o,s:s}", "message_type", "error",
-		                      "path", cli_json_str_n(path, strlen(path)),
-		                      "error", msg);
-		json_dumpf(j, stderr, JSON_COMPACT);
-		fputc('\n', stderr);
-		json_decref(j);
-	} else {
-		fprintf(stderr, "%serror: ", e->tty ? "\r\033[K" : "");
-		cli_print_escaped(stderr, path, strlen(path));
-		fprintf(stderr, ": %s\n", msg);
-	}
-}
-
 static int read_patterns(const char *file, char ***v, size_t *n, size_t *cap)
 {
 	struct bw_buf b;
@@ -203,12 +180,12 @@ int cmd_backup(int argc, char **argv)
 	}
 	struct cli_progress pr;
 	cli_progress_init(&pr, o.dry_run ? "checked" : "saved");
-	struct errlog el = {g.json, g.quiet, pr.active};
+	struct cli_errlog el = {g.json, pr.active};
 	if (pr.active) {
 		o.progress = cli_progress_cb;
 		o.progress_arg = &pr;
 	}
-	o.on_error = on_error;
+	o.on_error = cli_on_error;
 	o.error_arg = &el;
 	r = bw_backup(repo, &o, &s);
 	cli_progress_done(&pr);

@@ -311,6 +311,23 @@ void cli_progress_done(struct cli_progress *p)
 		fprintf(stderr, "\r\033[K");
 }
 
+void cli_on_error(const char *path, const char *msg, void *arg)
+{
+	struct cli_errlog *e = arg;
+	if (e->json) {
+		json_t *j = json_pack("{s:s,s:o,s:s}", "message_type", "error",
+		                      "path", cli_json_str_n(path, strlen(path)),
+		                      "error", msg);
+		json_dumpf(j, stderr, JSON_COMPACT);
+		fputc('\n', stderr);
+		json_decref(j);
+	} else {
+		fprintf(stderr, "%serror: ", e->tty ? "\r\033[K" : "");
+		cli_print_escaped(stderr, path, strlen(path));
+		fprintf(stderr, ": %s\n", msg);
+	}
+}
+
 void cli_json_print(json_t *j)
 {
 	if (!j)

@@ -784,6 +784,29 @@ static int blobs_present(struct ctx *c, const struct bw_node *p)
 
 static int walk_dir(struct ctx *c, struct dirjob *d, const char *path);
 
+/* A directory child of d in slot i, held once by the walker, with the
+ * parent snapshot's tree for it (if any) loaded for comparison. */
+static struct dirjob *dirjob_new(struct ctx *c, struct dirjob *d, size_t i,
+                                 const struct bw_node *prev)
+{
+	struct dirjob *sub = calloc(1, sizeof *sub);
+	if (!sub)
+		return NULL;
+	sub->c = c;
+	sub->up = d;
+	sub->up_slot = i;
+	sub->pending = 1;
+	if (prev && prev->type == BW_NODE_DIR) {
+		sub->had_prev = 1;
+		sub->prev_id = prev->subtree;
+		if (bw_repo_load_tree_ctx(c->r, c->walk_ctx, &prev->subtree, &sub->prev)) {
+			bw_err_clear(); /* compared as new: everything is read */
+			memset(&sub->prev, 0, sizeof sub->prev);
+		}
+	}
+	return sub;
+}
+
 /* Set up child slot i of d for the entry at path with stat st. */
 static int add_entry(struct ctx *c, struct dirjob *d, size_t i,
                      const char *path, const char *name, size_t nlen,
@@ -845,21 +868,9 @@ static int add_entry(struct ctx *c, struct dirjob *d, size_t i,
 		return 0;
 	}
 	if (S_ISDIR(st->st_mode)) {
-		struct dirjob *sub = calloc(1, sizeof *sub);
+		struct dirjob *sub = dirjob_new(c, d, i, prev);
 		if (!sub)
 			return BW_ENOMEM;
-		sub->c = c;
-		sub->up = d;
-		sub->up_slot = i;
-		sub->pending = 1;
-		if (prev && prev->type == BW_NODE_DIR) {
-			sub->had_prev = 1;
-			sub->prev_id = prev->subtree;
-			if (bw_repo_load_tree_ctx(c->r, c->walk_ctx, &prev->subtree, &sub->prev)) {
-				bw_err_clear();
-				memset(&sub->prev, 0, sizeof sub->prev);
-			}
-		}
 		b->sub = sub;
 		pthread_mutex_lock(&c->mu);
 		d->pending++;
@@ -977,21 +988,9 @@ static int walk_virtual(struct ctx *c, struct dirjob *d, struct vdir *v)
 		if ((r = fill_node(c, b, k->path, k->name, strlen(k->name), &st)))
 			break;
 		const struct bw_node *prev = d->prev.n ? bw_tree_find(&d->prev, k->name, strlen(k->name)) : NULL;
-		struct dirjob *sub = calloc(1, sizeof *sub);
+		struct dirjob *sub = dirjob_new(c, d, i, prev);
 		if (!sub)
 			return BW_ENOMEM;
-		sub->c = c;
-		sub->up = d;
-		sub->up_slot = i;
-		sub->pending = 1;
-		if (prev && prev->type == BW_NODE_DIR) {
-			sub->had_prev = 1;
-			sub->prev_id = prev->subtree;
-			if (bw_repo_load_tree_ctx(c->r, c->walk_ctx, &prev->subtree, &sub->prev)) {
-				bw_err_clear();
-				memset(&sub->prev, 0, sizeof sub->prev);
-			}
-		}
 		pthread_mutex_lock(&c->mu);
 		d->pending++;
 		pthread_mutex_unlock(&c->mu);

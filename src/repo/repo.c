@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "chunker.h"
+#include "maint.h"
 
 static struct bw_repo *repo_alloc(void)
 {
@@ -664,68 +665,16 @@ int bw_repo_write_index(struct bw_repo *r, const struct bw_id *supersedes,
 
 /* ---- snapshots ---- */
 
-struct snap_list {
-	struct bw_repo *r;
-	struct bw_snapshot *v;
-	size_t n, cap;
-};
-
-static int snap_add(void *arg, const char *name, uint64_t size)
+static void warn_damaged(void *arg, const char *what, const char *msg)
 {
-	struct snap_list *l = arg;
-	struct bw_buf b;
-	struct bw_snapshot s;
-	(void)size;
-	bw_buf_init(&b, BW_OBJ_MAX);
-	int rc = bw_repo_load_obj(l->r, BW_OBJ_SNAPSHOT, name, &b);
-	if (!rc)
-		rc = bw_snapshot_from_json(b.data, b.len, &s);
-	bw_buf_release(&b);
-	if (rc) {
-		bw_warn("snapshot %.16s: %s (skipped)", name,
-		        *bw_err_msg() ? bw_err_msg() : bw_strerror(rc));
-		bw_err_clear();
-		return 0;
-	}
-	if (bw_id_parse(name, &s.id)) {
-		bw_snapshot_release(&s);
-		return 0;
-	}
-	if (l->n == l->cap) {
-		size_t nc = l->cap ? l->cap * 2 : 16;
-		void *v = realloc(l->v, nc * sizeof *l->v);
-		if (!v) {
-			bw_snapshot_release(&s);
-			return BW_ENOMEM;
-		}
-		l->v = v;
-		l->cap = nc;
-	}
-	l->v[l->n++] = s;
-	return 0;
-}
-
-static int snap_cmp(const void *a, const void *b)
-{
-	const struct bw_snapshot *x = a, *y = b;
-	if (x->time_ns != y->time_ns)
-		return x->time_ns < y->time_ns ? -1 : 1;
-	return memcmp(x->id.b, y->id.b, BW_ID_LEN);
+	(void)arg;
+	bw_warn("%s: %s (skipped)", what, msg);
 }
 
 int bw_repo_snapshots(struct bw_repo *r, struct bw_snapshot **out, size_t *n)
 {
-	struct snap_list l = {r, NULL, 0, 0};
-	int rc = bw_be_list(r->be, BW_OBJ_SNAPSHOT, snap_add, &l);
-	if (rc) {
-		bw_snapshots_free(l.v, l.n);
-		return rc;
-	}
-	if (l.n)
-		qsort(l.v, l.n, sizeof *l.v, snap_cmp);
-	*out = l.v;
-	*n = l.n;
-	return 0;
+	size_t ndamaged;
+	return bw_maint_snapshots(r, out, n, &ndamaged, warn_damaged, NULL);
 }
 
 void bw_snapshots_free(struct bw_snapshot *s, size_t n)
