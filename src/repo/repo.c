@@ -401,18 +401,14 @@ int bw_repo_load_tree_ctx(struct bw_repo *r, struct bw_blob_ctx *c,
 int bw_repo_load_tree(struct bw_repo *r, const struct bw_id *id,
                       struct bw_tree *out)
 {
-	struct bw_buf b;
-	bw_buf_init(&b, BW_TREE_MAX_BYTES);
-	int rc = bw_repo_load_blob(r, id, &b);
-	if (!rc) {
-		rc = bw_tree_decode(&b, out);
-		if (rc) {
-			char hex[2 * BW_ID_LEN + 1];
-			bw_id_hex(id, hex);
-			rc = bw_errf(rc, "tree %.16s: malformed", hex);
-		}
-	}
-	bw_buf_release(&b);
+	/* the repository's own codec context, shared under its lock */
+	pthread_mutex_lock(&r->lock);
+	int rc = 0;
+	if (!r->blob_ctx && !(r->blob_ctx = bw_blob_ctx_new(r->compression)))
+		rc = BW_ENOMEM;
+	if (!rc)
+		rc = bw_repo_load_tree_ctx(r, r->blob_ctx, id, out);
+	pthread_mutex_unlock(&r->lock);
 	return rc;
 }
 
