@@ -5,7 +5,7 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libsodium-dev libzstd-dev libjansson-dev libssl-dev
-      libfuse3-dev fuse3 attr acl python3 time)
+      libfuse3-dev fuse3 attr acl python3 time valgrind)
 
 missing=()
 for p in "${pkgs[@]}"; do
