@@ -86,16 +86,7 @@ struct scan_ctx {
 static int sc_super(void *arg, const struct bw_id *id)
 {
 	struct scan_ctx *c = arg;
-	if (c->nsup == c->capsup) {
-		size_t nc = c->capsup ? c->capsup * 2 : 16;
-		void *v = realloc(c->sup, nc * sizeof *c->sup);
-		if (!v)
-			return BW_ENOMEM;
-		c->sup = v;
-		c->capsup = nc;
-	}
-	c->sup[c->nsup++] = *id;
-	return 0;
+	return bw_ids_push(&c->sup, &c->nsup, &c->capsup, id);
 }
 
 static int sc_pack(void *arg, const struct bw_id *pack)

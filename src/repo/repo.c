@@ -359,16 +359,31 @@ int bw_repo_load_blob_ctx(struct bw_repo *r, struct bw_blob_ctx *c,
 	return rc;
 }
 
+/* The repository's own codec context, for callers without one; taken
+ * with r->lock held and given back with shared_ctx_put. */
+static struct bw_blob_ctx *shared_ctx_get(struct bw_repo *r)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!r->blob_ctx)
+		r->blob_ctx = bw_blob_ctx_new(r->compression);
+	if (!r->blob_ctx)
+		pthread_mutex_unlock(&r->lock);
+	return r->blob_ctx;
+}
+
+static void shared_ctx_put(struct bw_repo *r)
+{
+	pthread_mutex_unlock(&r->lock);
+}
+
 int bw_repo_load_blob(struct bw_repo *r, const struct bw_id *id,
                       struct bw_buf *out)
 {
-	pthread_mutex_lock(&r->lock);
-	int rc = 0;
-	if (!r->blob_ctx && !(r->blob_ctx = bw_blob_ctx_new(r->compression)))
-		rc = BW_ENOMEM;
-	if (!rc)
-		rc = bw_repo_load_blob_ctx(r, r->blob_ctx, id, out);
-	pthread_mutex_unlock(&r->lock);
+	struct bw_blob_ctx *c = shared_ctx_get(r);
+	if (!c)
+		return BW_ENOMEM;
+	int rc = bw_repo_load_blob_ctx(r, c, id, out);
+	shared_ctx_put(r);
 	return rc;
 }
 
@@ -401,14 +416,11 @@ int bw_repo_load_tree_ctx(struct bw_repo *r, struct bw_blob_ctx *c,
 int bw_repo_load_tree(struct bw_repo *r, const struct bw_id *id,
                       struct bw_tree *out)
 {
-	/* the repository's own codec context, shared under its lock */
-	pthread_mutex_lock(&r->lock);
-	int rc = 0;
-	if (!r->blob_ctx && !(r->blob_ctx = bw_blob_ctx_new(r->compression)))
-		rc = BW_ENOMEM;
-	if (!rc)
-		rc = bw_repo_load_tree_ctx(r, r->blob_ctx, id, out);
-	pthread_mutex_unlock(&r->lock);
+	struct bw_blob_ctx *c = shared_ctx_get(r);
+	if (!c)
+		return BW_ENOMEM;
+	int rc = bw_repo_load_tree_ctx(r, c, id, out);
+	shared_ctx_put(r);
 	return rc;
 }
 
@@ -443,21 +455,27 @@ struct load_ctx {
 	int collect_super;
 };
 
+int bw_ids_push(struct bw_id **v, size_t *n, size_t *cap,
+                const struct bw_id *id)
+{
+	if (*n == *cap) {
+		size_t nc = *cap ? *cap * 2 : 16;
+		void *nv = realloc(*v, nc * sizeof **v);
+		if (!nv)
+			return BW_ENOMEM;
+		*v = nv;
+		*cap = nc;
+	}
+	(*v)[(*n)++] = *id;
+	return 0;
+}
+
 static int on_super(void *arg, const struct bw_id *id)
 {
 	struct load_ctx *c = arg;
 	if (!c->collect_super)
 		return 0;
-	if (c->nsup == c->capsup) {
-		size_t nc = c->capsup ? c->capsup * 2 : 16;
-		void *v = realloc(c->sup, nc * sizeof *c->sup);
-		if (!v)
-			return BW_ENOMEM;
-		c->sup = v;
-		c->capsup = nc;
-	}
-	c->sup[c->nsup++] = *id;
-	return 0;
+	return bw_ids_push(&c->sup, &c->nsup, &c->capsup, id);
 }
 
 static int on_pack(void *arg, const struct bw_id *pack)

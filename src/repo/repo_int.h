@@ -85,6 +85,10 @@ struct bw_keyfile {
 int bw_keyfile_decode(const uint8_t *p, size_t n, struct bw_keyfile *k) BW_WUR;
 int bw_keyfile_encode(const struct bw_keyfile *k, struct bw_buf *out) BW_WUR;
 
+/* Append id to a growable array (*v, *n used, *cap allocated). */
+int bw_ids_push(struct bw_id **v, size_t *n, size_t *cap,
+                const struct bw_id *id) BW_WUR;
+
 /* Key wrapping (keys.c). */
 int bw_key_make(const struct bw_keys *keys, const struct bw_id *config_mac,
                 const char *pass, size_t passlen, uint64_t ops, size_t mem,
