@@ -104,5 +104,6 @@ int cmd_prune(int argc, char **argv);
 int cmd_stats(int argc, char **argv);
 int cmd_key(int argc, char **argv);
 int cmd_mount(int argc, char **argv);
+int cmd_guard(int argc, char **argv);
 
 #endif

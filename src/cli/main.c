@@ -28,6 +28,7 @@ static const struct cli_cmd cmds[] = {
 	{"stats", cmd_stats, "show repository and snapshot sizes"},
 	{"key", cmd_key, "manage passphrases (add, list, remove, passwd)"},
 	{"mount", cmd_mount, "show snapshots as a read-only file system (FUSE)"},
+	{"guard", cmd_guard, "stop ransomware and roll damaged files back (fanotify)"},
 };
 
 static void usage(FILE *f)
@@ -35,8 +36,9 @@ static void usage(FILE *f)
 	fprintf(f,
 "Usage: bulwark [GLOBAL OPTIONS] COMMAND [OPTIONS] [ARGS]\n"
 "\n"
-"Encrypted, deduplicated, compressed backups into a repository that clients\n"
-"can only add to.\n"
+"Cyber protection for managed service providers: encrypted, deduplicated,\n"
+"compressed backups into a repository that clients can only add to, and a\n"
+"guard that stops ransomware and rolls damaged files back.\n"
 "\n"
 "Commands:\n");
 	for (size_t i = 0; i < sizeof cmds / sizeof *cmds; i++)

@@ -1,0 +1,169 @@
+/* The guard's private shared state: the engine, the inode table, the
+ * per-tree behaviour scores, the vault and the journal. */
+#ifndef BW_GUARD_INT_H
+#define BW_GUARD_INT_H
+
+#include <bulwark/guard.h>
+
+#include "proc.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+/* fanotify bits newer than Debian 12's kernel headers (Linux 6.14+). */
+#ifndef FAN_PRE_ACCESS
+#define FAN_PRE_ACCESS 0x00100000
+#endif
+#ifndef FAN_CLASS_PRE_CONTENT
+#define FAN_CLASS_PRE_CONTENT 0x08
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_RANGE
+#define FAN_EVENT_INFO_TYPE_RANGE 6
+#endif
+#ifndef FAN_RENAME
+#define FAN_RENAME 0x10000000
+#endif
+#ifndef FAN_REPORT_TARGET_FID
+#define FAN_REPORT_TARGET_FID 0x00001000
+#endif
+#ifndef FAN_EVENT_INFO_TYPE_OLD_DFID_NAME
+#define FAN_EVENT_INFO_TYPE_OLD_DFID_NAME 10
+#define FAN_EVENT_INFO_TYPE_NEW_DFID_NAME 12
+#endif
+
+/* What the guard knows of one inode of a protected file system. */
+struct gi_inode {
+	uint64_t ino;     /* 0 = free slot */
+	int writers;      /* open file descriptions with write access */
+	int linked;       /* a vault link exists */
+	int write_ignored;/* an ignore mark skips its writes (copy taken) */
+	pid_t copy_sid;   /* the tree whose first write the copy preceded */
+	int64_t copy_ns;  /* name of that copy: copies/<ns>-<ino> */
+	uint64_t copy_size;
+};
+
+/* Behaviour of one process tree (keyed by session). */
+#define GT_EVIDENCE 16
+struct gi_tree {
+	pid_t sid;            /* 0 = free slot */
+	int64_t first_ns, last_ns, first_bad_ns;
+	double score;
+	int damaged, cipher_new, deleted_read, renamed_ext, notes, canary;
+	int wiped;
+	int frozen, condemned;
+	int64_t done_ns;      /* handled: late evidence is ignored for a while */
+	struct bw_pidset members;    /* processes that did something */
+	char evidence[GT_EVIDENCE][512];
+	int nevidence;
+	char note_name[256];
+	int note_dirs;
+};
+
+struct gi_mount {
+	char path[4096];      /* mount point of the protected file system */
+	dev_t dev;
+	int mount_fd;         /* for open_by_handle_at */
+	int links_fd;         /* <mount>/.bulwark-vault/links */
+	char vault_path[4096];
+};
+
+/* Path hash -> inode of the files the guard has seen, so that a rename
+ * over an existing name tells which inode it replaced. */
+struct gi_pathent {
+	uint64_t h;    /* 0 = free */
+	uint64_t ino;
+	dev_t dev;
+};
+
+struct bw_guard {
+	struct bw_guard_policy pol;
+	pid_t self;
+	struct stat self_exe;
+	int perm_fd, name_fd;
+	struct gi_mount mounts[BW_GUARD_MAX_PROTECT];
+	int nmounts;
+	int journal_fd, alert_fd, copies_fd;
+	char copies_path[4200];
+
+	pthread_mutex_t lock;     /* inodes, trees, vault_bytes */
+	struct gi_inode *inodes;
+	size_t inode_cap, inode_n;
+	struct gi_pathent *paths;
+	size_t path_cap, path_n;
+	struct gi_tree trees[128];
+	uint64_t vault_bytes, copies_n;
+
+	/* close-write analysis queue: fds handed from the permission thread */
+	pthread_mutex_t qlock;
+	pthread_cond_t qcond;
+	struct gi_job *q;
+	size_t qhead, qtail, qcap;
+
+	void (*alert_cb)(const char *line, void *arg);
+	void *alert_arg;
+	volatile int *stop;
+	int64_t started_ns;
+	int gap_reported, clean_stop;
+	uint64_t events, allowed, denied, copies, links, overflows;
+	uint64_t verdict_n;
+	char verdicts[8][1024];   /* recent verdicts, a ring */
+	char canary_names[4][64];
+};
+
+struct gi_job {
+	int fd;
+	pid_t tgid, tid, sid;
+	int64_t copy_ns;  /* the copy before this episode; 0 new/empty; -1 none */
+	uint64_t ino;
+	dev_t dev;
+};
+
+/* inode table (lock held) */
+struct gi_inode *gi_inode_get(struct bw_guard *g, uint64_t ino, int create);
+
+uint64_t gi_path_hash(const char *path);
+void gi_path_set(struct bw_guard *g, const char *path, dev_t dev, uint64_t ino);
+/* removes and returns the inode (0 if unknown) */
+uint64_t gi_path_take(struct bw_guard *g, const char *path, dev_t *dev);
+
+/* vault.c */
+int gi_vault_open(struct bw_guard *g);
+int gi_vault_link(struct bw_guard *g, struct gi_mount *m, int fd,
+                  const struct stat *st, const char *path, pid_t pid);
+int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
+                  const char *path, pid_t pid, pid_t sid, int64_t *ns_out);
+int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,
+                       char *out, size_t n);
+void gi_vault_maintain(struct bw_guard *g);
+int gi_scan_tree(struct bw_guard *g, struct gi_mount *m, const char *root);
+int gi_preopened_scan(struct bw_guard *g);
+
+/* journal.c: one JSON line per change */
+void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
+                const char *path, const char *to, const struct stat *st,
+                const char *vault);
+
+/* score.c */
+struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);
+void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid,
+                  const char *what, double pts, const char *path);
+int gi_tree_condemned(struct bw_guard *g, pid_t sid);
+void gi_alert(struct bw_guard *g, const char *json_line);
+void gi_state_write(struct bw_guard *g);
+void gi_check_gap(struct bw_guard *g);
+
+/* names.c */
+void *gi_names_thread(void *arg);
+void *gi_analysis_thread(void *arg);
+
+/* Every path in the protected trees; excludes the vault. */
+int gi_path_protected(const struct bw_guard *g, const char *path);
+struct gi_mount *gi_mount_of(struct bw_guard *g, dev_t dev);
+int gi_is_self(struct bw_guard *g, pid_t tgid);
+/* 1 if trusted, 0 if not; caches by executable identity */
+int gi_trusted(struct bw_guard *g, pid_t tgid);
+pid_t gi_sid_of(struct bw_guard *g, pid_t pid);
+
+#endif

@@ -1,0 +1,351 @@
+/* The name thread (creates, deletes, renames from the FID-based
+ * notification group) and the analysis thread (closed files: old copy
+ * against new content).  Neither holds g->lock while it touches a
+ * watched file system: its own opens raise permission events that the
+ * permission thread must be free to answer. */
+#include "guard_int.h"
+#include "analyze.h"
+#include "journal.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/fanotify.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+static const char *base_name(const char *p)
+{
+	const char *s = strrchr(p, '/');
+	return s ? s + 1 : p;
+}
+
+static int is_canary(const char *path)
+{
+	return !strncmp(base_name(path), "!bulwark-canary", 15);
+}
+
+static int is_log_name(const char *path)
+{
+	const char *b = base_name(path);
+	return strstr(b, ".log") != NULL || strstr(path, "/log/") != NULL ||
+	       strstr(path, "/logs/") != NULL;
+}
+
+/* Ransom notes: a readme-like name in a text-like format. */
+static int note_like(const char *path)
+{
+	const char *b = base_name(path);
+	static const char *words[] = {"decrypt", "restore", "recover", "ransom",
+	                              "how_to", "how-to", "howto", "readme",
+	                              "unlock", "instruction", "your_files",
+	                              "read_me", "!!!", NULL};
+	const char *dot = strrchr(b, '.');
+	if (!dot || (strcasecmp(dot, ".txt") && strcasecmp(dot, ".html") &&
+	             strcasecmp(dot, ".hta") && strcasecmp(dot, ".htm") &&
+	             strcasecmp(dot, ".url")))
+		return 0;
+	char low[256];
+	size_t i;
+	for (i = 0; b[i] && i + 1 < sizeof low; i++)
+		low[i] = (char)tolower((unsigned char)b[i]);
+	low[i] = 0;
+	for (int k = 0; words[k]; k++)
+		if (strstr(low, words[k]))
+			return 1;
+	return 0;
+}
+
+/* A rename that gives a file a new extension: x.docx -> x.docx.locked,
+ * x.docx -> x.abcde, x.docx -> x. */
+static int ext_changed(const char *from, const char *to)
+{
+	const char *a = base_name(from), *b = base_name(to);
+	const char *ea = strrchr(a, '.'), *eb = strrchr(b, '.');
+	size_t sa = ea ? (size_t)(ea - a) : strlen(a);
+	if (strncmp(a, b, sa))
+		return 0; /* a different name, not a new extension */
+	if (!ea && !eb)
+		return 0;
+	if (ea && eb && !strcmp(ea, eb))
+		return 0;
+	/* log rotation: x.log -> x.log.1 */
+	if (eb && isdigit((unsigned char)eb[1]))
+		return 0;
+	return 1;
+}
+
+static struct gi_mount *mount_by_fsid(struct bw_guard *g,
+                                      const __kernel_fsid_t *fsid)
+{
+	for (int i = 0; i < g->nmounts; i++) {
+		struct statfs s;
+		if (fstatfs(g->mounts[i].mount_fd, &s))
+			continue;
+		if (!memcmp(&s.f_fsid, fsid, sizeof *fsid))
+			return &g->mounts[i];
+	}
+	return NULL;
+}
+
+/* Open a handle as O_PATH (no permission events). */
+static int handle_open(struct gi_mount *m, struct file_handle *fh)
+{
+	return open_by_handle_at(m->mount_fd, fh, O_PATH | O_CLOEXEC);
+}
+
+static int handle_dir_path(struct gi_mount *m, struct file_handle *fh,
+                           const char *name, char *out, size_t n)
+{
+	int fd = handle_open(m, fh);
+	if (fd < 0)
+		return BW_ENOENT;
+	char lp[64], dir[4096];
+	snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
+	ssize_t k = readlink(lp, dir, sizeof dir - 1);
+	close(fd);
+	if (k <= 0)
+		return BW_ENOENT;
+	dir[k] = 0;
+	int w = snprintf(out, n, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name ? name : "");
+	return w < 0 || (size_t)w >= n ? BW_ETOOBIG : 0;
+}
+
+/* Was a lost original real content (not already ciphertext or an
+ * archive)?  Read through its vault link; lock not held. */
+static int original_was_content(struct gi_mount *m, uint64_t ino)
+{
+	char name[32];
+	snprintf(name, sizeof name, "%llu", (unsigned long long)ino);
+	int fd = openat(m->links_fd, name, O_RDONLY | O_CLOEXEC | O_NOATIME);
+	if (fd < 0)
+		return 1;
+	struct stat st;
+	int r = fstat(fd, &st) == 0 && st.st_size > 0 && !bw_new_file_ciphertext_like(fd);
+	close(fd);
+	return r;
+}
+
+static int tree_has_cipher(struct bw_guard *g, pid_t sid)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gi_tree *t = gi_tree_get(g, sid, 0);
+	int c = t && t->cipher_new > 0;
+	pthread_mutex_unlock(&g->lock);
+	return c;
+}
+
+static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata *m)
+{
+	if (m->mask & FAN_Q_OVERFLOW) {
+		g->overflows++;
+		return;
+	}
+	pid_t tgid = m->pid;
+	if (tgid == g->self || gi_trusted(g, tgid))
+		return;
+	struct gi_mount *mnt = NULL;
+	struct file_handle *obj = NULL, *dir = NULL, *odir = NULL, *ndir = NULL;
+	const char *name = NULL, *oname = NULL, *nname = NULL;
+	const char *p = (const char *)m + m->metadata_len, *end = (const char *)m + m->event_len;
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		const struct fanotify_event_info_header *h = (const void *)p;
+		if (h->len < sizeof *h || p + h->len > end)
+			break;
+		if (h->info_type == FAN_EVENT_INFO_TYPE_FID ||
+		    h->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+		    h->info_type == FAN_EVENT_INFO_TYPE_DFID ||
+		    h->info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+		    h->info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
+			const struct fanotify_event_info_fid *f = (const void *)p;
+			struct file_handle *fh = (struct file_handle *)(void *)f->handle;
+			if (!mnt)
+				mnt = mount_by_fsid(g, &f->fsid);
+			const char *nm = (const char *)fh->f_handle + fh->handle_bytes;
+			switch (h->info_type) {
+			case FAN_EVENT_INFO_TYPE_FID: obj = fh; break;
+			case FAN_EVENT_INFO_TYPE_DFID: dir = fh; break;
+			case FAN_EVENT_INFO_TYPE_DFID_NAME: dir = fh; name = nm; break;
+			case FAN_EVENT_INFO_TYPE_OLD_DFID_NAME: odir = fh; oname = nm; break;
+			case FAN_EVENT_INFO_TYPE_NEW_DFID_NAME: ndir = fh; nname = nm; break;
+			}
+		}
+		p += h->len;
+	}
+	if (!mnt)
+		return;
+	struct stat st, *stp = NULL;
+	if (obj) {
+		int fd = handle_open(mnt, obj);
+		if (fd >= 0) {
+			if (!fstat(fd, &st))
+				stp = &st;
+			close(fd);
+		}
+	}
+	pid_t sid = gi_sid_of(g, tgid);
+	int isdir = (m->mask & FAN_ONDIR) != 0;
+	char path[4096], to[4096];
+
+	if (m->mask & FAN_RENAME) {
+		if (!odir || !ndir || handle_dir_path(mnt, odir, oname, path, sizeof path) ||
+		    handle_dir_path(mnt, ndir, nname, to, sizeof to))
+			return;
+		if (!gi_path_protected(g, path) && !gi_path_protected(g, to))
+			return;
+		dev_t vdev = 0;
+		pthread_mutex_lock(&g->lock);
+		uint64_t moved = gi_path_take(g, path, NULL);
+		uint64_t victim = gi_path_take(g, to, &vdev);
+		if (stp)
+			moved = stp->st_ino;
+		if (moved)
+			gi_path_set(g, to, mnt->dev, moved);
+		pthread_mutex_unlock(&g->lock);
+		gi_journal(g, isdir ? "rename_dir" : "rename", tgid, path, to, stp, NULL);
+		if (isdir)
+			return;
+		gi_score_add(g, tgid, sid, NULL, 0, NULL);
+		if (is_canary(path))
+			gi_score_add(g, tgid, sid, "canary", 0, path);
+		if (ext_changed(path, to))
+			gi_score_add(g, tgid, sid, "ext", 0, to);
+		if (victim && victim != moved && tree_has_cipher(g, sid) &&
+		    original_was_content(mnt, victim))
+			gi_score_add(g, tgid, sid, "lost", 0, to);
+		return;
+	}
+	if (!dir || handle_dir_path(mnt, dir, name, path, sizeof path) ||
+	    !gi_path_protected(g, path))
+		return;
+	if (m->mask & FAN_CREATE) {
+		gi_journal(g, isdir ? "mkdir" : "create", tgid, path, NULL, stp, NULL);
+		if (isdir)
+			return;
+		if (stp) {
+			pthread_mutex_lock(&g->lock);
+			gi_path_set(g, path, mnt->dev, stp->st_ino);
+			pthread_mutex_unlock(&g->lock);
+		}
+		if (note_like(path))
+			gi_score_add(g, tgid, sid, "note", 0, path);
+		else
+			gi_score_add(g, tgid, sid, NULL, 0, NULL);
+	} else if (m->mask & FAN_DELETE) {
+		pthread_mutex_lock(&g->lock);
+		uint64_t ino = gi_path_take(g, path, NULL);
+		pthread_mutex_unlock(&g->lock);
+		if (stp)
+			ino = stp->st_ino;
+		gi_journal(g, isdir ? "rmdir" : "delete", tgid, path, NULL, stp, NULL);
+		if (isdir)
+			return;
+		gi_score_add(g, tgid, sid, NULL, 0, NULL);
+		if (is_canary(path))
+			gi_score_add(g, tgid, sid, "canary", 0, path);
+		else if (ino && tree_has_cipher(g, sid) && original_was_content(mnt, ino))
+			gi_score_add(g, tgid, sid, "lost", 0, path);
+	}
+}
+
+void *gi_names_thread(void *arg)
+{
+	struct bw_guard *g = arg;
+	size_t bufsz = 64 * 1024;
+	char *buf = malloc(bufsz);
+	if (!buf)
+		return NULL;
+	while (!*g->stop) {
+		struct pollfd p = {g->name_fd, POLLIN, 0};
+		if (poll(&p, 1, 200) <= 0)
+			continue;
+		ssize_t len = read(g->name_fd, buf, bufsz);
+		if (len <= 0)
+			continue;
+		const struct fanotify_event_metadata *m = (const void *)buf;
+		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
+			if (m->vers != FANOTIFY_METADATA_VERSION)
+				continue;
+			handle_name(g, m);
+			if (m->fd >= 0)
+				close(m->fd);
+		}
+	}
+	free(buf);
+	return NULL;
+}
+
+static void analyse(struct bw_guard *g, struct gi_job *j)
+{
+	char path[4096], lp[64];
+	snprintf(lp, sizeof lp, "/proc/self/fd/%d", j->fd);
+	ssize_t k = readlink(lp, path, sizeof path - 1);
+	if (k <= 0)
+		return;
+	path[k] = 0;
+	if (!gi_path_protected(g, path))
+		return;
+	pid_t sid = j->sid ? j->sid : gi_sid_of(g, j->tgid);
+	if (is_canary(path)) {
+		gi_score_add(g, j->tgid, sid, "canary", 0, path);
+		return;
+	}
+	if (j->copy_ns > 0) {
+		char cp[4200];
+		if (gi_vault_copy_path(g, j->copy_ns, j->ino, cp, sizeof cp))
+			return;
+		int ofd = open(cp, O_RDONLY | O_CLOEXEC);
+		if (ofd < 0)
+			return;
+		struct bw_sample_cmp c;
+		int r = bw_sample_compare(ofd, j->fd, &c);
+		close(ofd);
+		if (r)
+			return;
+		if (c.suspicious) {
+			char ev[4400];
+			snprintf(ev, sizeof ev, "%s (%s -> %s, entropy %.2f -> %.2f)", path,
+			         bw_ftype_name(c.old_type), bw_ftype_name(c.new_type),
+			         c.old_entropy, c.new_entropy);
+			gi_score_add(g, j->tgid, sid, "damaged", 0, ev);
+		} else if (c.wiped && !is_log_name(path)) {
+			gi_score_add(g, j->tgid, sid, "wiped", 0, path);
+		}
+	} else if (j->copy_ns == 0) {
+		/* a new (or empty) file: ciphertext of no known format? */
+		if (bw_new_file_ciphertext_like(j->fd))
+			gi_score_add(g, j->tgid, sid, "cipher_new", 0, path);
+	}
+}
+
+void *gi_analysis_thread(void *arg)
+{
+	struct bw_guard *g = arg;
+	for (;;) {
+		pthread_mutex_lock(&g->qlock);
+		while (g->qhead == g->qtail && !*g->stop) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&g->qcond, &g->qlock, &ts);
+		}
+		if (g->qhead == g->qtail) {
+			pthread_mutex_unlock(&g->qlock);
+			break;
+		}
+		struct gi_job j = g->q[g->qhead++ % g->qcap];
+		pthread_mutex_unlock(&g->qlock);
+		analyse(g, &j);
+		close(j.fd);
+	}
+	return NULL;
+}

@@ -1,0 +1,579 @@
+/* Rollback: replay the vault journal and undo what a set of processes did
+ * in a time window.
+ *
+ * The replay keeps, for each inode, its current path and vault link;
+ * within the window, every inode the processes changed (copied before a
+ * write, renamed, deleted or renamed over) is "touched" and remembers its
+ * path just before the first touch and the first copy taken in the
+ * window.  Then:
+ *   1. names the processes created, and the new names of touched files
+ *      (x.docx.locked), are removed;
+ *   2. each touched file is put back at its old path from its first copy
+ *      (content before the first write) or, if it was never written, from
+ *      its vault link (same inode, so metadata comes back too);
+ *   3. directories they created and left empty are removed.
+ * Every write goes to a temporary name in the target directory and is
+ * renamed into place, so a rollback that is interrupted leaves either the
+ * old or the restored file, never half of one. */
+#include "guard_int.h"
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define RB_LINE_MAX (64 * 1024)
+
+struct rb_ino {
+	uint64_t ino;       /* 0 = free */
+	char *cur;          /* current path, NULL if deleted */
+	char *link;         /* vault link */
+	char *orig;         /* path before the first touch in the window */
+	char *copy;         /* first copy in the window by the processes */
+	unsigned mode, uid, gid;
+	int64_t mtime;
+	int touched, created;
+};
+
+struct rb {
+	struct rb_ino *v;
+	size_t cap, n;
+	struct gi_pathent *paths; /* path hash -> inode (reuses the guard's table type) */
+	size_t pcap, pn;
+	char **dirs;              /* directories created in the window */
+	size_t ndirs, dcap;
+};
+
+static uint64_t mix(uint64_t x)
+{
+	x ^= x >> 31;
+	x *= 0x7fb5d329728ea185ULL;
+	x ^= x >> 27;
+	return x;
+}
+
+static struct rb_ino *rb_get(struct rb *b, uint64_t ino)
+{
+	if (!ino)
+		return NULL;
+	if ((b->n + 1) * 10 >= b->cap * 7) {
+		size_t nc = b->cap ? b->cap * 2 : 1024;
+		struct rb_ino *nv = calloc(nc, sizeof *nv);
+		if (!nv)
+			return NULL;
+		for (size_t i = 0; i < b->cap; i++) {
+			if (!b->v[i].ino)
+				continue;
+			size_t j = mix(b->v[i].ino) & (nc - 1);
+			while (nv[j].ino)
+				j = (j + 1) & (nc - 1);
+			nv[j] = b->v[i];
+		}
+		free(b->v);
+		b->v = nv;
+		b->cap = nc;
+	}
+	size_t j = mix(ino) & (b->cap - 1);
+	while (b->v[j].ino && b->v[j].ino != ino)
+		j = (j + 1) & (b->cap - 1);
+	if (!b->v[j].ino) {
+		b->v[j].ino = ino;
+		b->n++;
+	}
+	return &b->v[j];
+}
+
+/* path -> inode, on the guard's table code through a tiny shim */
+static void rb_path_set(struct rb *b, const char *path, uint64_t ino)
+{
+	struct bw_guard shim;
+	shim.paths = b->paths;
+	shim.path_cap = b->pcap;
+	shim.path_n = b->pn;
+	gi_path_set(&shim, path, 0, ino);
+	b->paths = shim.paths;
+	b->pcap = shim.path_cap;
+	b->pn = shim.path_n;
+}
+
+static uint64_t rb_path_take(struct rb *b, const char *path)
+{
+	struct bw_guard shim;
+	shim.paths = b->paths;
+	shim.path_cap = b->pcap;
+	shim.path_n = b->pn;
+	uint64_t ino = gi_path_take(&shim, path, NULL);
+	b->pn = shim.path_n;
+	return ino;
+}
+
+static void set_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = s ? strdup(s) : NULL;
+}
+
+static int pid_in(const struct bw_guard_rollback_opts *o, int pid, int sid)
+{
+	if (!o->pids && !o->sids)
+		return pid != 0; /* the start-up scan (pid 0) did nothing */
+	for (size_t i = 0; o->pids && i < o->npids; i++)
+		if (o->pids[i] == pid)
+			return 1;
+	for (size_t i = 0; o->sids && i < o->nsids; i++)
+		if (o->sids[i] == sid && sid > 0)
+			return 1;
+	return 0;
+}
+
+static void touch(struct rb_ino *r, const struct gj_entry *e)
+{
+	if (r->touched || r->created)
+		return;
+	r->touched = 1;
+	set_str(&r->orig, r->cur ? r->cur : e->path);
+}
+
+static void apply(struct rb *b, const struct gj_entry *e, int in_window)
+{
+	struct rb_ino *r;
+	switch (e->op) {
+	case GJ_LINK:
+		r = rb_get(b, e->ino);
+		if (!r)
+			return;
+		set_str(&r->link, e->vault);
+		if (!r->cur || strcmp(r->cur, e->path)) {
+			if (r->cur)
+				rb_path_take(b, r->cur);
+			set_str(&r->cur, e->path);
+		}
+		r->mode = e->mode; r->uid = e->uid; r->gid = e->gid; r->mtime = e->mtime;
+		rb_path_set(b, e->path, e->ino);
+		return;
+	case GJ_COPY:
+		r = rb_get(b, e->ino);
+		if (!r)
+			return;
+		if (!r->cur)
+			set_str(&r->cur, e->path);
+		if (in_window) {
+			touch(r, e);
+			if (!r->copy && !r->created) {
+				set_str(&r->copy, e->vault);
+				r->mode = e->mode; r->uid = e->uid; r->gid = e->gid;
+				r->mtime = e->mtime;
+			}
+		}
+		return;
+	case GJ_CREATE:
+		if (!e->ino)
+			return;
+		r = rb_get(b, e->ino);
+		if (!r)
+			return;
+		if (in_window && !r->touched)
+			r->created = 1;
+		set_str(&r->cur, e->path);
+		rb_path_set(b, e->path, e->ino);
+		return;
+	case GJ_DELETE: {
+		uint64_t ino = rb_path_take(b, e->path);
+		if (e->ino)
+			ino = e->ino;
+		r = rb_get(b, ino);
+		if (!r)
+			return;
+		if (in_window)
+			touch(r, e);
+		set_str(&r->cur, NULL);
+		return;
+	}
+	case GJ_RENAME: {
+		uint64_t moved = rb_path_take(b, e->path);
+		uint64_t victim = rb_path_take(b, e->to);
+		if (e->ino)
+			moved = e->ino;
+		if (victim && victim != moved) {
+			struct rb_ino *v = rb_get(b, victim);
+			if (v) {
+				if (in_window)
+					touch(v, e);
+				set_str(&v->cur, NULL);
+			}
+		}
+		r = rb_get(b, moved);
+		if (!r)
+			return;
+		if (!r->cur)
+			set_str(&r->cur, e->path);
+		if (in_window)
+			touch(r, e);
+		set_str(&r->cur, e->to);
+		rb_path_set(b, e->to, moved);
+		return;
+	}
+	case GJ_MKDIR:
+		if (in_window && b->ndirs < 100000) {
+			if (b->ndirs == b->dcap) {
+				size_t nc = b->dcap ? b->dcap * 2 : 64;
+				char **nd = realloc(b->dirs, nc * sizeof *nd);
+				if (!nd)
+					return;
+				b->dirs = nd;
+				b->dcap = nc;
+			}
+			b->dirs[b->ndirs++] = strdup(e->path);
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+static int mkparents(const char *path)
+{
+	char d[4096];
+	snprintf(d, sizeof d, "%s", path);
+	char *s = strrchr(d, '/');
+	if (!s || s == d)
+		return 0;
+	*s = 0;
+	return bw_mkdir_p(d, 0755);
+}
+
+static int tmp_name(const char *target, char *out, size_t n)
+{
+	char d[4096];
+	snprintf(d, sizeof d, "%s", target);
+	char *s = strrchr(d, '/');
+	if (!s)
+		return BW_EINVAL;
+	*s = 0;
+	int k = snprintf(out, n, "%s/.bw-restore-%d-%lld", d, (int)getpid(),
+	                 (long long)bw_now_ns());
+	return k < 0 || (size_t)k >= n ? BW_ETOOBIG : 0;
+}
+
+static int restore_copy(const struct rb_ino *r, const char *target)
+{
+	char tmp[4200];
+	int in = open(r->copy, O_RDONLY | O_CLOEXEC);
+	if (in < 0)
+		return bw_errf(BW_ENOENT, "%s: vault copy %s: %s", target, r->copy,
+		               strerror(errno));
+	struct stat st;
+	int rr = BW_EIO, out = -1;
+	if (fstat(in, &st) || mkparents(target) || tmp_name(target, tmp, sizeof tmp))
+		goto done;
+	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (out < 0)
+		goto done;
+	off_t off = 0;
+	while (off < st.st_size) {
+		off_t data = lseek(in, off, SEEK_DATA);
+		if (data < 0)
+			break;
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = st.st_size;
+		off_t pos = data;
+		while (pos < hole) {
+			if (lseek(out, pos, SEEK_SET) < 0)
+				goto done;
+			ssize_t w = sendfile(out, in, &pos, (size_t)(hole - pos));
+			if (w <= 0) {
+				if (w < 0 && errno == EINTR)
+					continue;
+				goto done;
+			}
+		}
+		off = hole;
+	}
+	if (ftruncate(out, st.st_size))
+		goto done;
+	if (fchown(out, r->uid, r->gid) && errno != EPERM)
+		goto done;
+	fchmod(out, r->mode & 07777);
+	struct timespec ts[2] = {{0, UTIME_OMIT},
+	                         {r->mtime / 1000000000, r->mtime % 1000000000}};
+	futimens(out, ts);
+	if (fsync(out) || close(out)) {
+		out = -1;
+		goto done;
+	}
+	out = -1;
+	if (rename(tmp, target))
+		goto done;
+	rr = 0;
+done:
+	if (rr)
+		rr = bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+	if (out >= 0)
+		close(out);
+	if (rr)
+		unlink(tmp);
+	close(in);
+	return rr;
+}
+
+static int restore_link(const struct rb_ino *r, const char *target)
+{
+	char tmp[4200];
+	struct stat cur, lk;
+	if (!r->link || lstat(r->link, &lk))
+		return bw_errf(BW_ENOENT, "%s: its vault link is gone", target);
+	if (!lstat(target, &cur) && cur.st_ino == lk.st_ino && cur.st_dev == lk.st_dev)
+		return 1; /* intact */
+	if (mkparents(target) || tmp_name(target, tmp, sizeof tmp))
+		return bw_errf(BW_EIO, "%s: %s", target, strerror(errno));
+	if (link(r->link, tmp))
+		return bw_errf(BW_EIO, "%s: link from the vault: %s", target, strerror(errno));
+	if (rename(tmp, target)) {
+		unlink(tmp);
+		return bw_errf(BW_EIO, "%s: %s", target, strerror(errno));
+	}
+	return 0;
+}
+
+static int is_target(struct rb *b, const char *path)
+{
+	for (size_t i = 0; i < b->cap; i++) {
+		struct rb_ino *r = &b->v[i];
+		if (r->ino && r->touched && r->orig && !strcmp(r->orig, path))
+			return 1;
+	}
+	return 0;
+}
+
+static int read_journal(const char *state_dir, const struct bw_guard_rollback_opts *o,
+                        struct rb *b)
+{
+	char p[4200];
+	snprintf(p, sizeof p, "%s/journal.jsonl", state_dir);
+	FILE *f = fopen(p, "re");
+	if (!f)
+		return bw_errf(BW_ENOENT, "guard: no journal in %s (%s)", state_dir,
+		               strerror(errno));
+	int64_t until = o->until_ns ? o->until_ns : INT64_MAX;
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	unsigned long lineno = 0, bad = 0;
+	while ((n = getline(&line, &cap, f)) > 0) {
+		lineno++;
+		if (n > RB_LINE_MAX) {
+			bad++;
+			continue;
+		}
+		while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+			line[--n] = 0;
+		struct gj_entry e;
+		if (gj_entry_parse(line, (size_t)n, &e)) {
+			bw_err_clear();
+			bad++; /* a torn last line after a crash */
+			continue;
+		}
+		if (e.t > until) {
+			gj_entry_release(&e);
+			break;
+		}
+		int inw = e.t >= o->since_ns && pid_in(o, e.pid, e.sid);
+		apply(b, &e, inw);
+		gj_entry_release(&e);
+	}
+	free(line);
+	fclose(f);
+	if (bad)
+		bw_warn("guard: %lu of %lu journal lines were unreadable and skipped",
+		        bad, lineno);
+	return 0;
+}
+
+static void rb_free(struct rb *b)
+{
+	for (size_t i = 0; i < b->cap; i++) {
+		free(b->v[i].cur);
+		free(b->v[i].link);
+		free(b->v[i].orig);
+		free(b->v[i].copy);
+	}
+	for (size_t i = 0; i < b->ndirs; i++)
+		free(b->dirs[i]);
+	free(b->dirs);
+	free(b->v);
+	free(b->paths);
+}
+
+static void note(const struct bw_guard_rollback_opts *o, const char *a,
+                 const char *path, const char *why)
+{
+	if (o->on_file)
+		o->on_file(a, path, why, o->arg);
+}
+
+int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts *o,
+                      struct bw_guard_rollback_stats *st)
+{
+	struct rb b = {0};
+	memset(st, 0, sizeof *st);
+	int r = read_journal(state_dir, o, &b);
+	if (r) {
+		rb_free(&b);
+		return r;
+	}
+	/* 1. what they created, and the new names of what they touched */
+	for (size_t i = 0; i < b.cap; i++) {
+		struct rb_ino *x = &b.v[i];
+		if (!x->ino || !x->cur || (!x->created && !x->touched))
+			continue;
+		if (x->touched && x->orig && !strcmp(x->cur, x->orig))
+			continue;
+		if (is_target(&b, x->cur))
+			continue;
+		struct stat ls;
+		if (lstat(x->cur, &ls) || ls.st_ino != x->ino || !S_ISREG(ls.st_mode))
+			continue;
+		note(o, "remove", x->cur, NULL);
+		if (!o->dry_run && unlink(x->cur)) {
+			st->failed++;
+			continue;
+		}
+		st->removed++;
+	}
+	/* 2. put every touched file back */
+	for (size_t i = 0; i < b.cap; i++) {
+		struct rb_ino *x = &b.v[i];
+		if (!x->ino || !x->touched || x->created || !x->orig)
+			continue;
+		if (o->dry_run) {
+			note(o, "restore", x->orig, NULL);
+			st->restored++;
+			continue;
+		}
+		int rr = x->copy ? restore_copy(x, x->orig) : restore_link(x, x->orig);
+		if (rr == 1)
+			continue;
+		if (rr) {
+			note(o, "skip", x->orig, bw_err_msg());
+			bw_err_clear();
+			st->failed++;
+			continue;
+		}
+		note(o, "restore", x->orig, NULL);
+		st->restored++;
+	}
+	/* 3. directories they made, deepest first, if now empty */
+	for (size_t i = b.ndirs; i-- > 0;)
+		if (b.dirs[i] && !o->dry_run && !rmdir(b.dirs[i]))
+			note(o, "remove", b.dirs[i], NULL);
+	rb_free(&b);
+	return st->failed ? BW_EDAMAGED : 0;
+}
+
+/* ---- journal lines ---------------------------------------------------- */
+
+static int get_path(json_t *o, const char *key, char **out)
+{
+	char hk[32];
+	json_t *v = json_object_get(o, key);
+	*out = NULL;
+	if (json_is_string(v)) {
+		const char *s = json_string_value(v);
+		if (strlen(s) >= 4096)
+			return BW_EFORMAT;
+		*out = strdup(s);
+		return *out ? 0 : BW_ENOMEM;
+	}
+	snprintf(hk, sizeof hk, "%s_hex", key);
+	v = json_object_get(o, hk);
+	if (!json_is_string(v))
+		return 0;
+	const char *h = json_string_value(v);
+	size_t n = strlen(h);
+	if (n % 2 || n / 2 >= 4096)
+		return BW_EFORMAT;
+	char *b = malloc(n / 2 + 1);
+	if (!b)
+		return BW_ENOMEM;
+	if (bw_hex_decode(h, (uint8_t *)b, n / 2)) {
+		free(b);
+		return BW_EFORMAT;
+	}
+	b[n / 2] = 0;
+	if (strlen(b) != n / 2) {
+		free(b);
+		return BW_EFORMAT; /* a NUL inside a path */
+	}
+	*out = b;
+	return 0;
+}
+
+static int64_t get_int(json_t *o, const char *k)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+}
+
+int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
+{
+	json_error_t err;
+	if (len > RB_LINE_MAX)
+		return bw_errf(BW_ETOOBIG, "journal line of %zu bytes", len);
+	json_t *o = json_loadb(line, len, JSON_REJECT_DUPLICATES, &err);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		return bw_errf(BW_EFORMAT, "journal line: %s", o ? "not an object" : err.text);
+	}
+	struct gj_entry x = {0};
+	const char *op = json_string_value(json_object_get(o, "op"));
+	int r = BW_EFORMAT;
+	if (!op)
+		goto out;
+	x.op = !strcmp(op, "link") ? GJ_LINK : !strcmp(op, "copy") ? GJ_COPY
+	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
+	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
+	     : !strcmp(op, "rmdir") ? GJ_RMDIR : GJ_OTHER;
+	x.t = get_int(o, "t");
+	x.pid = (int)get_int(o, "pid");
+	x.sid = (int)get_int(o, "sid");
+	x.ino = (uint64_t)get_int(o, "ino");
+	x.dev = (uint64_t)get_int(o, "dev");
+	x.size = (uint64_t)get_int(o, "size");
+	x.mode = (unsigned)get_int(o, "mode");
+	x.uid = (unsigned)get_int(o, "uid");
+	x.gid = (unsigned)get_int(o, "gid");
+	x.mtime = get_int(o, "mtime");
+	if ((r = get_path(o, "path", &x.path)) || (r = get_path(o, "to", &x.to)) ||
+	    (r = get_path(o, "vault", &x.vault)))
+		goto out;
+	r = BW_EFORMAT;
+	if (!x.path && x.op != GJ_OTHER)
+		goto out;
+	if (x.op == GJ_RENAME && !x.to)
+		goto out;
+	if ((x.op == GJ_LINK || x.op == GJ_COPY) && (!x.vault || !x.ino))
+		goto out;
+	r = 0;
+out:
+	json_decref(o);
+	if (r) {
+		gj_entry_release(&x);
+		return bw_errf(r, "journal line: missing or bad fields");
+	}
+	*e = x;
+	return 0;
+}
+
+void gj_entry_release(struct gj_entry *e)
+{
+	free(e->path);
+	free(e->to);
+	free(e->vault);
+	e->path = e->to = e->vault = NULL;
+}

@@ -1,0 +1,382 @@
+/* The rollback vault.
+ *
+ * Two halves, because of what fanotify can and cannot stop:
+ * - links: a hard link to every file of a protected tree, in
+ *   <mount>/.bulwark-vault/links/<inode>.  Renames and unlinks get no
+ *   permission event, but an inode with a second name survives both, so
+ *   the content a rename-over or a delete destroyed is still there.  A
+ *   link costs one directory entry, no data.
+ * - copies: before the first write of each write episode (from the first
+ *   writer's first write until the last writer closes) the old content is
+ *   copied to <state>/copies/<ns>-<inode>, on another file system: the
+ *   guard never writes data where it watches, so it cannot block on its
+ *   own permission events.  Holes of sparse files stay holes.
+ * The journal says which path each link and copy belonged to. */
+#include "guard_int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <unistd.h>
+
+int gi_vault_open(struct bw_guard *g)
+{
+	char p[4200];
+	if (bw_mkdir_p(g->pol.state_dir, 0700))
+		return bw_errf(BW_EIO, "guard: cannot create %s: %s",
+		               g->pol.state_dir, strerror(errno));
+	snprintf(g->copies_path, sizeof g->copies_path, "%s/copies",
+	         g->pol.state_dir);
+	if (mkdir(g->copies_path, 0700) && errno != EEXIST)
+		return bw_errf(BW_EIO, "guard: cannot create %s: %s",
+		               g->copies_path, strerror(errno));
+	g->copies_fd = open(g->copies_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	snprintf(p, sizeof p, "%s/journal.jsonl", g->pol.state_dir);
+	g->journal_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (g->pol.alert_log[0])
+		snprintf(p, sizeof p, "%s", g->pol.alert_log);
+	else
+		snprintf(p, sizeof p, "%s/alerts.jsonl", g->pol.state_dir);
+	g->alert_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (g->copies_fd < 0 || g->journal_fd < 0 || g->alert_fd < 0)
+		return bw_errf(BW_EIO, "guard: cannot open the vault in %s: %s",
+		               g->pol.state_dir, strerror(errno));
+	/* what the copies already take */
+	DIR *d = fdopendir(dup(g->copies_fd));
+	if (d) {
+		struct dirent *e;
+		while ((e = readdir(d))) {
+			struct stat st;
+			if (e->d_name[0] == '.' ||
+			    fstatat(g->copies_fd, e->d_name, &st, 0))
+				continue;
+			g->vault_bytes += (uint64_t)st.st_blocks * 512;
+			g->copies_n++;
+		}
+		closedir(d);
+	}
+	return 0;
+}
+
+int gi_vault_link(struct bw_guard *g, struct gi_mount *m, int fd,
+                  const struct stat *st, const char *path, pid_t pid)
+{
+	char name[32];
+	snprintf(name, sizeof name, "%llu", (unsigned long long)st->st_ino);
+	if (linkat(fd, "", m->links_fd, name, AT_EMPTY_PATH)) {
+		if (errno == EEXIST)
+			return 0;
+		return bw_from_errno(errno);
+	}
+	char vp[4200];
+	snprintf(vp, sizeof vp, "%s/links/%s", m->vault_path, name);
+	gi_journal(g, "link", pid, path, NULL, st, vp);
+	g->links++;
+	return 1;
+}
+
+int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,
+                       char *out, size_t n)
+{
+	int k = snprintf(out, n, "%s/%lld-%llu", g->copies_path, (long long)ns,
+	                 (unsigned long long)ino);
+	return k < 0 || (size_t)k >= n ? BW_ETOOBIG : 0;
+}
+
+/* Copy data regions only; holes stay holes. */
+static int copy_sparse(int in, int out, uint64_t size)
+{
+	off_t off = 0;
+	while ((uint64_t)off < size) {
+		off_t data = lseek(in, off, SEEK_DATA);
+		if (data < 0) {
+			if (errno == ENXIO)
+				break;
+			data = off; /* no SEEK_DATA: copy everything */
+		}
+		off_t hole = lseek(in, data, SEEK_HOLE);
+		if (hole < 0)
+			hole = (off_t)size;
+		off_t pos = data;
+		while (pos < hole) {
+			size_t want = (size_t)(hole - pos);
+			if (want > (1u << 30))
+				want = 1u << 30;
+			if (lseek(out, pos, SEEK_SET) < 0)
+				return bw_from_errno(errno);
+			ssize_t w = sendfile(out, in, &pos, want);
+			if (w < 0) {
+				if (errno == EINTR)
+					continue;
+				return bw_from_errno(errno);
+			}
+			if (w == 0)
+				break;
+		}
+		off = hole;
+	}
+	if (ftruncate(out, (off_t)size))
+		return bw_from_errno(errno);
+	return 0;
+}
+
+int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
+                  const char *path, pid_t pid, pid_t sid, int64_t *ns_out)
+{
+	uint64_t size = (uint64_t)st->st_size;
+	if (size > g->pol.copy_max)
+		return bw_errf(BW_ETOOBIG, "%s: %llu bytes, larger than copy-max",
+		               path, (unsigned long long)size);
+	if (g->vault_bytes + size > g->pol.vault_budget) {
+		gi_vault_maintain(g);
+		if (g->vault_bytes + size > g->pol.vault_budget)
+			return bw_errf(BW_ENOSPC, "%s: the vault budget is used up", path);
+	}
+	int64_t ns = bw_now_ns();
+	char name[64];
+	snprintf(name, sizeof name, "%lld-%llu", (long long)ns,
+	         (unsigned long long)st->st_ino);
+	int out = openat(g->copies_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
+	                 0600);
+	if (out < 0)
+		return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
+		               strerror(errno));
+	int r = copy_sparse(fd, out, size);
+	struct stat cst;
+	if (!r && fstat(out, &cst) == 0)
+		g->vault_bytes += (uint64_t)cst.st_blocks * 512;
+	close(out);
+	if (r) {
+		unlinkat(g->copies_fd, name, 0);
+		return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
+	}
+	char vp[4300];
+	snprintf(vp, sizeof vp, "%s/%s", g->copies_path, name);
+	gi_journal(g, "copy", pid, path, NULL, st, vp);
+	(void)sid;
+	g->copies++;
+	g->copies_n++;
+	*ns_out = ns;
+	return 0;
+}
+
+/* Drop copies past their expiry, then the oldest while over budget, and
+ * links whose file is gone (only the vault's name is left) past expiry. */
+void gi_vault_maintain(struct bw_guard *g)
+{
+	int64_t now = bw_now_ns(), cut = now - g->pol.expiry_ns;
+	DIR *d = fdopendir(dup(g->copies_fd));
+	if (!d)
+		return;
+	struct dirent *e;
+	int64_t oldest_kept = INT64_MAX;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		long long ns = strtoll(e->d_name, NULL, 10);
+		struct stat st;
+		if (fstatat(g->copies_fd, e->d_name, &st, 0))
+			continue;
+		if (ns < cut) {
+			if (!unlinkat(g->copies_fd, e->d_name, 0)) {
+				uint64_t b = (uint64_t)st.st_blocks * 512;
+				g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
+				g->copies_n--;
+			}
+		} else if (ns < oldest_kept) {
+			oldest_kept = ns;
+		}
+	}
+	closedir(d);
+	/* over budget: halve the window until it fits (oldest go first) */
+	for (int round = 0; round < 20 && g->vault_bytes > g->pol.vault_budget &&
+	                    oldest_kept != INT64_MAX; round++) {
+		int64_t lim = oldest_kept + (now - oldest_kept) / 2;
+		d = fdopendir(dup(g->copies_fd));
+		if (!d)
+			break;
+		oldest_kept = INT64_MAX;
+		while ((e = readdir(d))) {
+			if (e->d_name[0] == '.')
+				continue;
+			long long ns = strtoll(e->d_name, NULL, 10);
+			struct stat st;
+			if (fstatat(g->copies_fd, e->d_name, &st, 0))
+				continue;
+			if (ns <= lim && !unlinkat(g->copies_fd, e->d_name, 0)) {
+				uint64_t b = (uint64_t)st.st_blocks * 512;
+				g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
+				g->copies_n--;
+			} else if (ns < oldest_kept) {
+				oldest_kept = ns;
+			}
+		}
+		closedir(d);
+	}
+	for (int i = 0; i < g->nmounts; i++) {
+		d = fdopendir(dup(g->mounts[i].links_fd));
+		if (!d)
+			continue;
+		while ((e = readdir(d))) {
+			struct stat st;
+			if (e->d_name[0] == '.' ||
+			    fstatat(g->mounts[i].links_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW))
+				continue;
+			int64_t ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
+			if (st.st_nlink == 1 && ct < cut)
+				unlinkat(g->mounts[i].links_fd, e->d_name, 0);
+		}
+		closedir(d);
+	}
+}
+
+/* Link every regular file under root (the start-up scan and the rescan
+ * after a lost event).  Returns how many were linked anew. */
+static int scan_dir(struct bw_guard *g, struct gi_mount *m, int dfd,
+                    const char *path, int depth)
+{
+	if (depth > 256)
+		return 0;
+	DIR *d = fdopendir(dfd);
+	if (!d) {
+		close(dfd);
+		return 0;
+	}
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
+			continue;
+		char sub[4096];
+		int k = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+		if (k < 0 || (size_t)k >= sizeof sub)
+			continue;
+		if (!strcmp(sub, m->vault_path))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
+			continue;
+		if (st.st_dev != m->dev)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			int cfd = openat(dirfd(d), e->d_name,
+			                 O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+			if (cfd >= 0)
+				n += scan_dir(g, m, cfd, sub, depth + 1);
+		} else if (S_ISREG(st.st_mode)) {
+			char name[32];
+			snprintf(name, sizeof name, "%llu", (unsigned long long)st.st_ino);
+			pthread_mutex_lock(&g->lock);
+			gi_path_set(g, sub, st.st_dev, st.st_ino);
+			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
+			if (in && !in->linked) {
+				if (!linkat(dirfd(d), e->d_name, m->links_fd, name, 0)) {
+					char vp[4200];
+					snprintf(vp, sizeof vp, "%s/links/%s", m->vault_path, name);
+					gi_journal(g, "link", 0, sub, NULL, &st, vp);
+					g->links++;
+					n++;
+					in->linked = 1;
+				} else if (errno == EEXIST) {
+					in->linked = 1;
+				}
+			}
+			pthread_mutex_unlock(&g->lock);
+		}
+	}
+	closedir(d);
+	return n;
+}
+
+int gi_scan_tree(struct bw_guard *g, struct gi_mount *m, const char *root)
+{
+	int fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return bw_errf(bw_from_errno(errno), "guard: cannot open %s: %s",
+		               root, strerror(errno));
+	return scan_dir(g, m, fd, root, 0);
+}
+
+/* Files opened for writing before the guard started get no permission
+ * event for their writes: copy them now, so their content from this
+ * moment is kept, and count them as writers. */
+int gi_preopened_scan(struct bw_guard *g)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return BW_EIO;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d))) {
+		if (e->d_name[0] < '1' || e->d_name[0] > '9')
+			continue;
+		pid_t pid = (pid_t)strtol(e->d_name, NULL, 10);
+		if (pid == g->self)
+			continue;
+		char fdd[64];
+		snprintf(fdd, sizeof fdd, "/proc/%d/fd", (int)pid);
+		DIR *fds = opendir(fdd);
+		if (!fds)
+			continue;
+		struct dirent *f;
+		while ((f = readdir(fds))) {
+			if (f->d_name[0] == '.')
+				continue;
+			char lp[512], info[512], buf[512];
+			snprintf(lp, sizeof lp, "%s/%s", fdd, f->d_name);
+			struct stat st;
+			if (stat(lp, &st) || !S_ISREG(st.st_mode) || !gi_mount_of(g, st.st_dev))
+				continue;
+			snprintf(info, sizeof info, "/proc/%d/fdinfo/%s", (int)pid, f->d_name);
+			int ifd = open(info, O_RDONLY | O_CLOEXEC);
+			if (ifd < 0)
+				continue;
+			ssize_t k = read(ifd, buf, sizeof buf - 1);
+			close(ifd);
+			if (k <= 0)
+				continue;
+			buf[k] = 0;
+			char *fl = strstr(buf, "flags:");
+			if (!fl)
+				continue;
+			unsigned long flags = strtoul(fl + 6, NULL, 8);
+			if ((flags & O_ACCMODE) == O_RDONLY)
+				continue;
+			char path[4096];
+			ssize_t pl = readlink(lp, path, sizeof path - 1);
+			if (pl <= 0)
+				continue;
+			path[pl] = 0;
+			if (!gi_path_protected(g, path))
+				continue;
+			int rfd = open(lp, O_RDONLY | O_CLOEXEC | O_NOATIME);
+			if (rfd < 0)
+				rfd = open(lp, O_RDONLY | O_CLOEXEC);
+			if (rfd < 0)
+				continue;
+			struct bw_proc_info pi;
+			pid_t sid = bw_proc_info(pid, &pi) ? 0 : pi.sid;
+			pthread_mutex_lock(&g->lock);
+			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
+			int64_t ns;
+			if (in && !in->copy_ns && st.st_size > 0 &&
+			    gi_vault_copy(g, rfd, &st, path, pid, sid, &ns) == 0) {
+				in->copy_ns = ns;
+				in->copy_sid = sid;
+				in->copy_size = (uint64_t)st.st_size;
+				n++;
+			}
+			if (in)
+				in->writers++;
+			pthread_mutex_unlock(&g->lock);
+			close(rfd);
+		}
+		closedir(fds);
+	}
+	closedir(d);
+	return n;
+}
