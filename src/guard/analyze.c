@@ -769,9 +769,23 @@ static int hex_sym(uint8_t c)
 }
 
 /* Encoded random data uses its alphabet evenly: base64 of random bytes
- * gives ~5.9 bits per symbol (5.8 at 256 symbols), hex ~4.0; English
- * letters give ~4.2 and decimal digits 3.3.  Thresholds leave > 5 sd for
- * encoded data at the smallest accepted size and a wide gap to text. */
+ * gives 5.99 bits per symbol at 4 KiB, 5.81 at 256 and 5.18 at 64 (sd
+ * 0.1), about 6 - 45/n; hex gives 4 - 11/n.  English letters give 3.9 to
+ * 4.3 and decimal digits at most 3.32.  The thresholds sit 0.5 (base64)
+ * and 0.35 (hex) below the expected value: > 4 sd at 64 symbols, more
+ * above, and capped where the gap to text is widest. */
+static double b64_min_entropy(uint64_t n)
+{
+	double t = 6.0 - 45.4 / (double)n - 0.5;
+	return t < 5.5 ? t : 5.5;
+}
+
+static double hex_min_entropy(uint64_t n)
+{
+	double t = 4.0 - 10.8 / (double)n - 0.35;
+	return t < 3.8 ? t : 3.8;
+}
+
 int bw_looks_base64(const uint8_t *p, size_t n)
 {
 	uint64_t hb[64] = {0}, hh[16] = {0};
@@ -802,11 +816,11 @@ int bw_looks_base64(const uint8_t *p, size_t n)
 	 * '=' only as padding */
 	if (nb >= 64 && (n - nb - nl - eq) * 50 <= n && nl * 8 <= n &&
 	    eq * 20 <= n &&
-	    hist_entropy(hb, 64, nb) >= (nb >= 256 ? 5.5 : 5.0))
+	    hist_entropy(hb, 64, nb) >= b64_min_entropy(nb))
 		return 1;
 	/* hex: spaces allowed between bytes ("de ad be ef") */
 	if (nh >= 64 && (n - nh - nl - sp) * 50 <= n && (nl + sp) * 2 <= n &&
-	    hist_entropy(hh, 16, nh) >= (nh >= 256 ? 3.8 : 3.5))
+	    hist_entropy(hh, 16, nh) >= hex_min_entropy(nh))
 		return 1;
 	return 0;
 }

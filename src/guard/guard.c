@@ -436,7 +436,8 @@ static void *perm_thread(void *arg)
 	char *buf = malloc(bufsz);
 	if (!buf)
 		return NULL;
-	while (!*g->stop) {
+	/* runs until the responder is done: its rollback opens files here */
+	while (!*g->stop || !g->resp_done) {
 		struct pollfd p = {g->perm_fd, POLLIN, 0};
 		int pr = poll(&p, 1, 200);
 		if (pr <= 0)
@@ -552,6 +553,7 @@ int bw_guard_new(const struct bw_guard_policy *p, struct bw_guard **out)
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcond, NULL);
+	pthread_cond_init(&g->resp_cond, NULL);
 	g->qcap = 4096;
 	g->q = calloc(g->qcap, sizeof *g->q);
 	if (!g->q) {
@@ -659,12 +661,13 @@ static void place_canaries(struct bw_guard *g)
 
 int bw_guard_run(struct bw_guard *g, volatile int *stop)
 {
-	pthread_t pt, nt, at;
+	pthread_t pt, nt, at, rt;
 	g->stop = stop;
 	if (pthread_create(&pt, NULL, perm_thread, g))
 		return bw_errf(BW_ENOMEM, "guard: cannot start a thread");
 	pthread_create(&nt, NULL, gi_names_thread, g);
 	pthread_create(&at, NULL, gi_analysis_thread, g);
+	pthread_create(&rt, NULL, gi_responder_thread, g);
 	gi_check_gap(g);
 	if (g->pol.canaries)
 		place_canaries(g);
@@ -710,6 +713,7 @@ int bw_guard_run(struct bw_guard *g, volatile int *stop)
 	pthread_mutex_lock(&g->qlock);
 	pthread_cond_broadcast(&g->qcond);
 	pthread_mutex_unlock(&g->qlock);
+	pthread_join(rt, NULL);
 	pthread_join(pt, NULL);
 	pthread_join(nt, NULL);
 	pthread_join(at, NULL);
@@ -748,5 +752,6 @@ void bw_guard_free(struct bw_guard *g)
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);
+	pthread_cond_destroy(&g->resp_cond);
 	free(g);
 }

@@ -101,6 +101,12 @@ struct bw_guard {
 	struct gi_job *q;
 	size_t qhead, qtail, qcap;
 
+	/* trees to respond to, handed to the responder thread (under lock) */
+	pthread_cond_t resp_cond;
+	pid_t resp_q[32];
+	int resp_n;
+	volatile int names_busy, resp_done;
+
 	void (*alert_cb)(const char *line, void *arg);
 	void *alert_arg;
 	volatile int *stop;
@@ -153,6 +159,7 @@ int gi_tree_condemned(struct bw_guard *g, pid_t sid);
 void gi_alert(struct bw_guard *g, const char *json_line);
 void gi_state_write(struct bw_guard *g);
 void gi_check_gap(struct bw_guard *g);
+void *gi_responder_thread(void *arg);
 
 /* names.c */
 void *gi_names_thread(void *arg);

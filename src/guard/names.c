@@ -131,15 +131,6 @@ static int original_was_content(struct gi_mount *m, uint64_t ino)
 	return r;
 }
 
-static int tree_has_cipher(struct bw_guard *g, pid_t sid)
-{
-	pthread_mutex_lock(&g->lock);
-	struct gi_tree *t = gi_tree_get(g, sid, 0);
-	int c = t && t->cipher_new > 0;
-	pthread_mutex_unlock(&g->lock);
-	return c;
-}
-
 static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
 	if (m->mask & FAN_Q_OVERFLOW) {
@@ -215,8 +206,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			gi_score_add(g, tgid, sid, "canary", 0, path);
 		if (ext_changed(path, to))
 			gi_score_add(g, tgid, sid, "ext", 0, to);
-		if (victim && victim != moved && tree_has_cipher(g, sid) &&
-		    original_was_content(mnt, victim))
+		if (victim && victim != moved && original_was_content(mnt, victim))
 			gi_score_add(g, tgid, sid, "lost", 0, to);
 		return;
 	}
@@ -248,7 +238,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
 		if (is_canary(path))
 			gi_score_add(g, tgid, sid, "canary", 0, path);
-		else if (ino && tree_has_cipher(g, sid) && original_was_content(mnt, ino))
+		else if (ino && original_was_content(mnt, ino))
 			gi_score_add(g, tgid, sid, "lost", 0, path);
 	}
 }
@@ -267,6 +257,7 @@ void *gi_names_thread(void *arg)
 		ssize_t len = read(g->name_fd, buf, bufsz);
 		if (len <= 0)
 			continue;
+		g->names_busy = 1;
 		const struct fanotify_event_metadata *m = (const void *)buf;
 		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
 			if (m->vers != FANOTIFY_METADATA_VERSION)
@@ -275,6 +266,7 @@ void *gi_names_thread(void *arg)
 			if (m->fd >= 0)
 				close(m->fd);
 		}
+		g->names_busy = 0;
 	}
 	free(buf);
 	return NULL;

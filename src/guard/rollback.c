@@ -218,6 +218,17 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 		rb_path_set(b, e->to, moved);
 		return;
 	}
+	case GJ_RESTORE: /* a rollback put ino back at path */
+		r = rb_get(b, e->ino);
+		if (!r)
+			return;
+		if (r->cur && strcmp(r->cur, e->path))
+			rb_path_take(b, r->cur);
+		set_str(&r->cur, e->path);
+		if (e->vault)
+			set_str(&r->link, e->vault);
+		rb_path_set(b, e->path, e->ino);
+		return;
 	case GJ_MKDIR:
 		if (in_window && b->ndirs < 100000) {
 			if (b->ndirs == b->dcap) {
@@ -234,6 +245,28 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 	default:
 		return;
 	}
+}
+
+/* What a rollback did goes into the journal too, so that a later
+ * replay knows where each inode is. */
+static void rb_journal(int jfd, const char *path, const struct stat *st,
+                       const char *vault)
+{
+	if (jfd < 0)
+		return;
+	json_t *o = json_object();
+	json_object_set_new(o, "t", json_integer(bw_now_ns()));
+	json_object_set_new(o, "op", json_string("restore"));
+	json_object_set_new(o, "pid", json_integer(getpid()));
+	gj_set_path(o, "path", path);
+	json_object_set_new(o, "ino", json_integer((json_int_t)st->st_ino));
+	json_object_set_new(o, "dev", json_integer((json_int_t)st->st_dev));
+	json_object_set_new(o, "size", json_integer(st->st_size));
+	json_object_set_new(o, "mode", json_integer(st->st_mode));
+	gj_set_path(o, "vault", vault);
+	if (gj_write_line(jfd, o))
+		bw_err_clear();
+	json_decref(o);
 }
 
 static int mkparents(const char *path)
@@ -260,7 +293,7 @@ static int tmp_name(const char *target, char *out, size_t n)
 	return k < 0 || (size_t)k >= n ? BW_ETOOBIG : 0;
 }
 
-static int restore_copy(const struct rb_ino *r, const char *target)
+static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 {
 	char tmp[4200];
 	int in = open(r->copy, O_RDONLY | O_CLOEXEC);
@@ -311,6 +344,21 @@ static int restore_copy(const struct rb_ino *r, const char *target)
 	if (rename(tmp, target))
 		goto done;
 	rr = 0;
+	/* the restored file is a new inode: give it a vault link as well */
+	struct stat ns;
+	if (r->link && !lstat(target, &ns)) {
+		char ld[4096], lp[4200];
+		snprintf(ld, sizeof ld, "%s", r->link);
+		char *sl = strrchr(ld, '/');
+		if (sl) {
+			*sl = 0;
+			snprintf(lp, sizeof lp, "%s/%llu", ld, (unsigned long long)ns.st_ino);
+			if (link(target, lp) == 0 || errno == EEXIST)
+				rb_journal(jfd, target, &ns, lp);
+			else
+				rb_journal(jfd, target, &ns, NULL);
+		}
+	}
 done:
 	if (rr)
 		rr = bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
@@ -322,7 +370,7 @@ done:
 	return rr;
 }
 
-static int restore_link(const struct rb_ino *r, const char *target)
+static int restore_link(const struct rb_ino *r, const char *target, int jfd)
 {
 	char tmp[4200];
 	struct stat cur, lk;
@@ -338,6 +386,7 @@ static int restore_link(const struct rb_ino *r, const char *target)
 		unlink(tmp);
 		return bw_errf(BW_EIO, "%s: %s", target, strerror(errno));
 	}
+	rb_journal(jfd, target, &lk, r->link);
 	return 0;
 }
 
@@ -427,6 +476,12 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 		rb_free(&b);
 		return r;
 	}
+	int jfd = -1;
+	if (!o->dry_run) {
+		char jp[4200];
+		snprintf(jp, sizeof jp, "%s/journal.jsonl", state_dir);
+		jfd = open(jp, O_WRONLY | O_APPEND | O_CLOEXEC);
+	}
 	/* 1. what they created, and the new names of what they touched */
 	for (size_t i = 0; i < b.cap; i++) {
 		struct rb_ino *x = &b.v[i];
@@ -456,7 +511,7 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 			st->restored++;
 			continue;
 		}
-		int rr = x->copy ? restore_copy(x, x->orig) : restore_link(x, x->orig);
+		int rr = x->copy ? restore_copy(x, x->orig, jfd) : restore_link(x, x->orig, jfd);
 		if (rr == 1)
 			continue;
 		if (rr) {
@@ -472,6 +527,8 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 	for (size_t i = b.ndirs; i-- > 0;)
 		if (b.dirs[i] && !o->dry_run && !rmdir(b.dirs[i]))
 			note(o, "remove", b.dirs[i], NULL);
+	if (jfd >= 0)
+		close(jfd);
 	rb_free(&b);
 	return st->failed ? BW_EDAMAGED : 0;
 }
@@ -538,7 +595,8 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	x.op = !strcmp(op, "link") ? GJ_LINK : !strcmp(op, "copy") ? GJ_COPY
 	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
-	     : !strcmp(op, "rmdir") ? GJ_RMDIR : GJ_OTHER;
+	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
+	     : GJ_OTHER;
 	x.t = get_int(o, "t");
 	x.pid = (int)get_int(o, "pid");
 	x.sid = (int)get_int(o, "sid");

@@ -21,7 +21,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 /* the guard's own ancestors: never frozen */
@@ -174,6 +176,53 @@ static int build_set(struct bw_guard *g, struct gi_tree *t, struct bw_pidset *s)
 	return bw_proc_freeze_closure(s, whole, 1, g->self);
 }
 
+/* Wait until the name thread has taken in every event already queued:
+ * the deletes and renames of the processes just killed must be in the
+ * journal before it is replayed. */
+static void drain_names(struct bw_guard *g)
+{
+	int quiet = 0;
+	for (int i = 0; i < 300 && quiet < 3; i++) {
+		struct pollfd p = {g->name_fd, POLLIN, 0};
+		int pending = poll(&p, 1, 0) > 0;
+		pthread_mutex_lock(&g->qlock);
+		int queued = g->qhead != g->qtail;
+		pthread_mutex_unlock(&g->qlock);
+		quiet = pending || queued || g->names_busy ? 0 : quiet + 1;
+		struct timespec ts = {0, 10 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void respond_tree(struct bw_guard *g, pid_t sid);
+
+void *gi_responder_thread(void *arg)
+{
+	struct bw_guard *g = arg;
+	pthread_mutex_lock(&g->lock);
+	while (!*g->stop || g->resp_n) {
+		if (!g->resp_n) {
+			struct timespec ts;
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_nsec += 200 * 1000 * 1000;
+			if (ts.tv_nsec >= 1000000000) {
+				ts.tv_sec++;
+				ts.tv_nsec -= 1000000000;
+			}
+			pthread_cond_timedwait(&g->resp_cond, &g->lock, &ts);
+			continue;
+		}
+		pid_t sid = g->resp_q[0];
+		memmove(g->resp_q, g->resp_q + 1, (size_t)(--g->resp_n) * sizeof *g->resp_q);
+		pthread_mutex_unlock(&g->lock);
+		respond_tree(g, sid);
+		pthread_mutex_lock(&g->lock);
+	}
+	g->resp_done = 1;
+	pthread_mutex_unlock(&g->lock);
+	return NULL;
+}
+
 static void respond_tree(struct bw_guard *g, pid_t sid)
 {
 	struct bw_pidset set = {0};
@@ -221,6 +270,7 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 			struct timespec ts = {0, 10 * 1000 * 1000};
 			nanosleep(&ts, NULL);
 		}
+		drain_names(g);
 		struct bw_guard_rollback_opts ro = {0};
 		ro.since_ns = snap.first_ns - 2000000000LL;
 		int sids[1] = {sid};
@@ -340,7 +390,11 @@ void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
 	if (!respond)
 		return;
 	if (g->pol.mode == BW_GUARD_ENFORCE) {
-		respond_tree(g, sid);
+		pthread_mutex_lock(&g->lock);
+		if (g->resp_n < (int)(sizeof g->resp_q / sizeof *g->resp_q))
+			g->resp_q[g->resp_n++] = sid;
+		pthread_cond_signal(&g->resp_cond);
+		pthread_mutex_unlock(&g->lock);
 	} else {
 		char line[1024];
 		snprintf(line, sizeof line,
