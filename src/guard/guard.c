@@ -23,6 +23,7 @@
 #include <string.h>
 #include <sys/fanotify.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
@@ -51,12 +52,6 @@ struct gi_mount *gi_mount_of(struct bw_guard *g, dev_t dev)
 
 int gi_path_protected(const struct bw_guard *g, const char *path)
 {
-	for (int i = 0; i < g->nmounts; i++) {
-		size_t vl = strlen(g->mounts[i].vault_path);
-		if (!strncmp(path, g->mounts[i].vault_path, vl) &&
-		    (path[vl] == '/' || path[vl] == 0))
-			return 0;
-	}
 	for (int i = 0; i < g->pol.nprotect; i++) {
 		const char *p = g->pol.protect[i];
 		size_t n = strlen(p);
@@ -353,8 +348,23 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		enqueue_close(g, fd, tgid, tid, sid, cns, &st);
 		return;
 	}
-	if (tgid == g->self || trusted || !mnt || fd_path(fd, path, sizeof path) ||
-	    !gi_path_protected(g, path)) {
+	if (!mnt || fd_path(fd, path, sizeof path) || !gi_path_protected(g, path)) {
+		respond(g, fd, FAN_ALLOW);
+		close(fd);
+		return;
+	}
+	if (tgid == g->self || trusted) {
+		/* their files are held too: an untrusted program may delete them later */
+		if (m->mask & FAN_OPEN_PERM) {
+			pthread_mutex_lock(&g->lock);
+			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
+			if (in && !in->hold) {
+				int hfd = dup(fd);
+				if (hfd >= 0)
+					gi_vault_hold(g, in, hfd, &st, path, tgid);
+			}
+			pthread_mutex_unlock(&g->lock);
+		}
 		respond(g, fd, FAN_ALLOW);
 		close(fd);
 		return;
@@ -365,10 +375,10 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		int wr = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-		if (in && !in->linked) {
-			if (gi_vault_link(g, mnt, fd, &st, path, tgid) >= 0)
-				in->linked = 1;
-			gi_path_set(g, path, st.st_dev, st.st_ino);
+		if (in && !in->hold) {
+			int hfd = dup(fd);
+			if (hfd >= 0)
+				gi_vault_hold(g, in, hfd, &st, path, tgid);
 		}
 		if (in && wr) {
 			in->writers++;
@@ -505,7 +515,7 @@ static int setup_mount(struct bw_guard *g, const char *protect)
 		return 0;
 	struct gi_mount *m = &g->mounts[g->nmounts];
 	memset(m, 0, sizeof *m);
-	m->mount_fd = m->links_fd = -1;
+	m->mount_fd = -1;
 	if (find_mount(protect, st.st_dev, m->path, sizeof m->path))
 		return bw_errf(BW_ENOENT, "guard: no mount point found for %s", protect);
 	struct statfs sfs;
@@ -515,22 +525,9 @@ static int setup_mount(struct bw_guard *g, const char *protect)
 		               "guard: %s is on tmpfs, where fanotify has no pre-content "
 		               "events; protect a directory on ext4, xfs or btrfs", protect);
 	m->dev = st.st_dev;
-	char mp[4000];
-	snprintf(mp, sizeof mp, "%s", m->path);
-	if (strlen(m->path) >= sizeof mp)
-		return bw_errf(BW_ETOOBIG, "guard: mount point path too long");
-	snprintf(m->vault_path, sizeof m->vault_path, "%s%s.bulwark-vault", mp,
-	         strcmp(mp, "/") ? "/" : "");
-	char lp[4200];
-	snprintf(lp, sizeof lp, "%s/links", m->vault_path);
-	if ((mkdir(m->vault_path, 0700) && errno != EEXIST) ||
-	    (mkdir(lp, 0700) && errno != EEXIST))
-		return bw_errf(BW_EIO, "guard: cannot create %s: %s", lp, strerror(errno));
-	chmod(m->vault_path, 0700);
 	m->mount_fd = open(m->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	m->links_fd = open(lp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (m->mount_fd < 0 || m->links_fd < 0)
-		return bw_errf(BW_EIO, "guard: cannot open %s: %s", lp, strerror(errno));
+	if (m->mount_fd < 0)
+		return bw_errf(BW_EIO, "guard: cannot open %s: %s", m->path, strerror(errno));
 	g->nmounts++;
 	return 0;
 }
@@ -605,6 +602,28 @@ int bw_guard_new(const struct bw_guard_policy *p, struct bw_guard **out)
 	if (pre > 0)
 		bw_info("guard: %d files were open for writing before the guard started; "
 		        "copied them", pre);
+	/* one descriptor held per protected file, and some to work with */
+	struct rlimit rl;
+	g->hold_max = 262144;
+	if (!getrlimit(RLIMIT_NOFILE, &rl)) {
+		rlim_t want = g->hold_max + 4096;
+		if (rl.rlim_max < want)
+			rl.rlim_max = want;
+		rl.rlim_cur = want;
+		if (setrlimit(RLIMIT_NOFILE, &rl) && !getrlimit(RLIMIT_NOFILE, &rl))
+			g->hold_max = rl.rlim_cur > 8192 ? rl.rlim_cur - 4096 : rl.rlim_cur / 2;
+	}
+	int held = 0;
+	for (int i = 0; i < g->pol.nprotect; i++) {
+		struct stat st;
+		if (stat(g->pol.protect[i], &st))
+			continue;
+		struct gi_mount *m = gi_mount_of(g, st.st_dev);
+		int n = m ? gi_scan_tree(g, m, g->pol.protect[i]) : 0;
+		if (n > 0)
+			held += n;
+	}
+	bw_info("guard: holding %d files of %d tree(s)", held, g->pol.nprotect);
 	for (int i = 0; i < g->nmounts; i++) {
 		struct gi_mount *m = &g->mounts[i];
 		if (fanotify_mark(g->perm_fd, FAN_MARK_ADD | FAN_MARK_MOUNT,
@@ -671,18 +690,6 @@ int bw_guard_run(struct bw_guard *g, volatile int *stop)
 	gi_check_gap(g);
 	if (g->pol.canaries)
 		place_canaries(g);
-	int linked = 0;
-	for (int i = 0; i < g->pol.nprotect; i++) {
-		struct stat st;
-		if (stat(g->pol.protect[i], &st))
-			continue;
-		struct gi_mount *m = gi_mount_of(g, st.st_dev);
-		int n = m ? gi_scan_tree(g, m, g->pol.protect[i]) : 0;
-		if (n > 0)
-			linked += n;
-	}
-	bw_info("guard: protecting %d tree(s); %d files newly linked into the vault",
-	        g->pol.nprotect, linked);
 	gi_state_write(g);
 	double last_maint = bw_mono_s(), last_state = 0;
 	uint64_t seen_overflows = 0;
@@ -733,8 +740,6 @@ void bw_guard_free(struct bw_guard *g)
 	for (int i = 0; i < g->nmounts; i++) {
 		if (g->mounts[i].mount_fd >= 0)
 			close(g->mounts[i].mount_fd);
-		if (g->mounts[i].links_fd >= 0)
-			close(g->mounts[i].links_fd);
 	}
 	if (g->journal_fd >= 0)
 		close(g->journal_fd);
@@ -746,6 +751,9 @@ void bw_guard_free(struct bw_guard *g)
 		close(g->q[i % g->qcap].fd);
 	for (size_t i = 0; i < sizeof g->trees / sizeof *g->trees; i++)
 		bw_pidset_release(&g->trees[i].members);
+	for (size_t i = 0; i < g->inode_cap; i++)
+		if (g->inodes[i].ino && g->inodes[i].hold)
+			close(g->inodes[i].hold - 1);
 	free(g->q);
 	free(g->inodes);
 	free(g->paths);

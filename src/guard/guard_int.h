@@ -37,7 +37,7 @@
 struct gi_inode {
 	uint64_t ino;     /* 0 = free slot */
 	int writers;      /* open file descriptions with write access */
-	int linked;       /* a vault link exists */
+	int hold;         /* fd + 1 of the descriptor the guard holds on it */
 	int write_ignored;/* an ignore mark skips its writes (copy taken) */
 	pid_t copy_sid;   /* the tree whose first write the copy preceded */
 	int64_t copy_ns;  /* name of that copy: copies/<ns>-<ino> */
@@ -65,8 +65,6 @@ struct gi_mount {
 	char path[4096];      /* mount point of the protected file system */
 	dev_t dev;
 	int mount_fd;         /* for open_by_handle_at */
-	int links_fd;         /* <mount>/.bulwark-vault/links */
-	char vault_path[4096];
 };
 
 /* Path hash -> inode of the files the guard has seen, so that a rename
@@ -113,6 +111,7 @@ struct bw_guard {
 	int64_t started_ns;
 	int gap_reported, clean_stop;
 	uint64_t events, allowed, denied, copies, links, overflows;
+	uint64_t nheld, hold_max, unheld;
 	uint64_t verdict_n;
 	char verdicts[8][1024];   /* recent verdicts, a ring */
 	char canary_names[4][64];
@@ -136,8 +135,15 @@ uint64_t gi_path_take(struct bw_guard *g, const char *path, dev_t *dev);
 
 /* vault.c */
 int gi_vault_open(struct bw_guard *g);
-int gi_vault_link(struct bw_guard *g, struct gi_mount *m, int fd,
+/* Hold a descriptor on the file (taking ownership of fd), so that its
+ * content outlives an unlink or a rename over it; lock held. */
+int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
                   const struct stat *st, const char *path, pid_t pid);
+/* The file at path is being deleted or replaced: copy it from the held
+ * descriptor and let go; returns 1 if its content was real (not already
+ * ciphertext or an archive).  Lock not held. */
+int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
+                     pid_t pid, pid_t sid, int copy);
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
                   const char *path, pid_t pid, pid_t sid, int64_t *ns_out);
 int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,

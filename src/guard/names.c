@@ -116,21 +116,6 @@ static int handle_dir_path(struct gi_mount *m, struct file_handle *fh,
 	return w < 0 || (size_t)w >= n ? BW_ETOOBIG : 0;
 }
 
-/* Was a lost original real content (not already ciphertext or an
- * archive)?  Read through its vault link; lock not held. */
-static int original_was_content(struct gi_mount *m, uint64_t ino)
-{
-	char name[32];
-	snprintf(name, sizeof name, "%llu", (unsigned long long)ino);
-	int fd = openat(m->links_fd, name, O_RDONLY | O_CLOEXEC | O_NOATIME);
-	if (fd < 0)
-		return 1;
-	struct stat st;
-	int r = fstat(fd, &st) == 0 && st.st_size > 0 && !bw_new_file_ciphertext_like(fd);
-	close(fd);
-	return r;
-}
-
 static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
 	if (m->mask & FAN_Q_OVERFLOW) {
@@ -138,8 +123,6 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		return;
 	}
 	pid_t tgid = m->pid;
-	if (tgid == g->self || gi_trusted(g, tgid))
-		return;
 	struct gi_mount *mnt = NULL;
 	struct file_handle *obj = NULL, *dir = NULL, *odir = NULL, *ndir = NULL;
 	const char *name = NULL, *oname = NULL, *nname = NULL;
@@ -179,7 +162,10 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			close(fd);
 		}
 	}
-	pid_t sid = gi_sid_of(g, tgid);
+	/* trusted programs and the guard itself (rollback) are not scored,
+	 * but what they delete is let go */
+	int untrusted = tgid != g->self && !gi_trusted(g, tgid);
+	pid_t sid = untrusted ? gi_sid_of(g, tgid) : 0;
 	int isdir = (m->mask & FAN_ONDIR) != 0;
 	char path[4096], to[4096];
 
@@ -189,24 +175,28 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			return;
 		if (!gi_path_protected(g, path) && !gi_path_protected(g, to))
 			return;
-		dev_t vdev = 0;
 		pthread_mutex_lock(&g->lock);
 		uint64_t moved = gi_path_take(g, path, NULL);
-		uint64_t victim = gi_path_take(g, to, &vdev);
+		uint64_t victim = gi_path_take(g, to, NULL);
 		if (stp)
 			moved = stp->st_ino;
 		if (moved)
 			gi_path_set(g, to, mnt->dev, moved);
 		pthread_mutex_unlock(&g->lock);
+		int real = 0;
+		if (!isdir && victim && victim != moved)
+			real = gi_vault_release(g, victim, to, tgid, sid, untrusted);
+		if (tgid == g->self)
+			return;
 		gi_journal(g, isdir ? "rename_dir" : "rename", tgid, path, to, stp, NULL);
-		if (isdir)
+		if (isdir || !untrusted)
 			return;
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
 		if (is_canary(path))
 			gi_score_add(g, tgid, sid, "canary", 0, path);
 		if (ext_changed(path, to))
 			gi_score_add(g, tgid, sid, "ext", 0, to);
-		if (victim && victim != moved && original_was_content(mnt, victim))
+		if (real)
 			gi_score_add(g, tgid, sid, "lost", 0, to);
 		return;
 	}
@@ -214,31 +204,40 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 	    !gi_path_protected(g, path))
 		return;
 	if (m->mask & FAN_CREATE) {
-		gi_journal(g, isdir ? "mkdir" : "create", tgid, path, NULL, stp, NULL);
-		if (isdir)
-			return;
-		if (stp) {
+		if (stp && !isdir) {
 			pthread_mutex_lock(&g->lock);
 			gi_path_set(g, path, mnt->dev, stp->st_ino);
 			pthread_mutex_unlock(&g->lock);
 		}
+		if (tgid == g->self)
+			return;
+		gi_journal(g, isdir ? "mkdir" : "create", tgid, path, NULL, stp, NULL);
+		if (isdir || !untrusted)
+			return;
 		if (note_like(path))
 			gi_score_add(g, tgid, sid, "note", 0, path);
 		else
 			gi_score_add(g, tgid, sid, NULL, 0, NULL);
 	} else if (m->mask & FAN_DELETE) {
 		pthread_mutex_lock(&g->lock);
-		uint64_t ino = gi_path_take(g, path, NULL);
+		uint64_t ino = isdir ? 0 : gi_path_take(g, path, NULL);
 		pthread_mutex_unlock(&g->lock);
-		if (stp)
+		if (stp && !isdir)
 			ino = stp->st_ino;
-		gi_journal(g, isdir ? "rmdir" : "delete", tgid, path, NULL, stp, NULL);
-		if (isdir)
+		int real = ino ? gi_vault_release(g, ino, path, tgid, sid, untrusted) : 0;
+		if (tgid == g->self)
+			return;
+		struct stat dst;
+		memset(&dst, 0, sizeof dst);
+		dst.st_ino = ino;
+		gi_journal(g, isdir ? "rmdir" : "delete", tgid, path, NULL,
+		           stp ? stp : (ino ? &dst : NULL), NULL);
+		if (isdir || !untrusted)
 			return;
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
 		if (is_canary(path))
 			gi_score_add(g, tgid, sid, "canary", 0, path);
-		else if (ino && original_was_content(mnt, ino))
+		else if (real)
 			gi_score_add(g, tgid, sid, "lost", 0, path);
 	}
 }

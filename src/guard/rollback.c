@@ -143,11 +143,13 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 {
 	struct rb_ino *r;
 	switch (e->op) {
+	case GJ_SEEN:
 	case GJ_LINK:
 		r = rb_get(b, e->ino);
 		if (!r)
 			return;
-		set_str(&r->link, e->vault);
+		if (e->vault)
+			set_str(&r->link, e->vault);
 		if (!r->cur || strcmp(r->cur, e->path)) {
 			if (r->cur)
 				rb_path_take(b, r->cur);
@@ -344,21 +346,9 @@ static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 	if (rename(tmp, target))
 		goto done;
 	rr = 0;
-	/* the restored file is a new inode: give it a vault link as well */
 	struct stat ns;
-	if (r->link && !lstat(target, &ns)) {
-		char ld[4096], lp[4200];
-		snprintf(ld, sizeof ld, "%s", r->link);
-		char *sl = strrchr(ld, '/');
-		if (sl) {
-			*sl = 0;
-			snprintf(lp, sizeof lp, "%s/%llu", ld, (unsigned long long)ns.st_ino);
-			if (link(target, lp) == 0 || errno == EEXIST)
-				rb_journal(jfd, target, &ns, lp);
-			else
-				rb_journal(jfd, target, &ns, NULL);
-		}
-	}
+	if (!lstat(target, &ns))
+		rb_journal(jfd, target, &ns, NULL);
 done:
 	if (rr)
 		rr = bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
@@ -370,23 +360,19 @@ done:
 	return rr;
 }
 
-static int restore_link(const struct rb_ino *r, const char *target, int jfd)
+/* A file that was only renamed (or moved over): put it back by name. */
+static int rename_back(const struct rb_ino *r, int jfd)
 {
-	char tmp[4200];
-	struct stat cur, lk;
-	if (!r->link || lstat(r->link, &lk))
-		return bw_errf(BW_ENOENT, "%s: its vault link is gone", target);
-	if (!lstat(target, &cur) && cur.st_ino == lk.st_ino && cur.st_dev == lk.st_dev)
-		return 1; /* intact */
-	if (mkparents(target) || tmp_name(target, tmp, sizeof tmp))
-		return bw_errf(BW_EIO, "%s: %s", target, strerror(errno));
-	if (link(r->link, tmp))
-		return bw_errf(BW_EIO, "%s: link from the vault: %s", target, strerror(errno));
-	if (rename(tmp, target)) {
-		unlink(tmp);
-		return bw_errf(BW_EIO, "%s: %s", target, strerror(errno));
-	}
-	rb_journal(jfd, target, &lk, r->link);
+	struct stat cur;
+	if (r->cur && !strcmp(r->cur, r->orig))
+		return 1; /* in place */
+	if (!r->cur || lstat(r->cur, &cur) || cur.st_ino != r->ino)
+		return bw_errf(BW_ENOENT, "%s: no copy in the vault and the file is gone",
+		               r->orig);
+	if (mkparents(r->orig) || rename(r->cur, r->orig))
+		return bw_errf(BW_EIO, "%s: cannot rename %s back: %s", r->orig, r->cur,
+		               strerror(errno));
+	rb_journal(jfd, r->orig, &cur, NULL);
 	return 0;
 }
 
@@ -489,6 +475,8 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 			continue;
 		if (x->touched && x->orig && !strcmp(x->cur, x->orig))
 			continue;
+		if (x->touched && !x->copy)
+			continue; /* only renamed: step 2 renames it back */
 		if (is_target(&b, x->cur))
 			continue;
 		struct stat ls;
@@ -511,7 +499,7 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 			st->restored++;
 			continue;
 		}
-		int rr = x->copy ? restore_copy(x, x->orig, jfd) : restore_link(x, x->orig, jfd);
+		int rr = x->copy ? restore_copy(x, x->orig, jfd) : rename_back(x, jfd);
 		if (rr == 1)
 			continue;
 		if (rr) {
@@ -596,7 +584,7 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
 	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
-	     : GJ_OTHER;
+	     : !strcmp(op, "seen") ? GJ_SEEN : GJ_OTHER;
 	x.t = get_int(o, "t");
 	x.pid = (int)get_int(o, "pid");
 	x.sid = (int)get_int(o, "sid");
@@ -616,6 +604,8 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	if (x.op == GJ_RENAME && !x.to)
 		goto out;
 	if ((x.op == GJ_LINK || x.op == GJ_COPY) && (!x.vault || !x.ino))
+		goto out;
+	if ((x.op == GJ_SEEN || x.op == GJ_RESTORE) && !x.ino)
 		goto out;
 	r = 0;
 out:

@@ -1,18 +1,21 @@
 /* The rollback vault.
  *
  * Two halves, because of what fanotify can and cannot stop:
- * - links: a hard link to every file of a protected tree, in
- *   <mount>/.bulwark-vault/links/<inode>.  Renames and unlinks get no
- *   permission event, but an inode with a second name survives both, so
- *   the content a rename-over or a delete destroyed is still there.  A
- *   link costs one directory entry, no data.
+ * - held descriptors: the guard keeps a read-only descriptor on every file
+ *   of a protected tree (taken at start-up and at the first open of new
+ *   ones).  Renames and unlinks get no permission event, but an inode that
+ *   is still open outlives both, so when the name event of a delete or a
+ *   rename over a file arrives, the guard copies the content from its
+ *   descriptor.  Unlike a second hard link this changes nothing a program
+ *   can see (gzip and xz refuse files with more than one link).
  * - copies: before the first write of each write episode (from the first
  *   writer's first write until the last writer closes) the old content is
  *   copied to <state>/copies/<ns>-<inode>, on another file system: the
  *   guard never writes data where it watches, so it cannot block on its
  *   own permission events.  Holes of sparse files stay holes.
- * The journal says which path each link and copy belonged to. */
+ * The journal says which path each copy belonged to. */
 #include "guard_int.h"
+#include "analyze.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -62,21 +65,48 @@ int gi_vault_open(struct bw_guard *g)
 	return 0;
 }
 
-int gi_vault_link(struct bw_guard *g, struct gi_mount *m, int fd,
+int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
                   const struct stat *st, const char *path, pid_t pid)
 {
-	char name[32];
-	snprintf(name, sizeof name, "%llu", (unsigned long long)st->st_ino);
-	if (linkat(fd, "", m->links_fd, name, AT_EMPTY_PATH)) {
-		if (errno == EEXIST)
-			return 0;
-		return bw_from_errno(errno);
+	if (in->hold || g->nheld >= g->hold_max) {
+		if (!in->hold)
+			g->unheld++;
+		close(fd);
+		return 0;
 	}
-	char vp[4200];
-	snprintf(vp, sizeof vp, "%s/links/%s", m->vault_path, name);
-	gi_journal(g, "link", pid, path, NULL, st, vp);
-	g->links++;
+	in->hold = fd + 1;
+	g->nheld++;
+	gi_path_set(g, path, st->st_dev, st->st_ino);
+	gi_journal(g, "seen", pid, path, NULL, st, NULL);
 	return 1;
+}
+
+int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
+                     pid_t pid, pid_t sid, int copy)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gi_inode *in = gi_inode_get(g, ino, 0);
+	int fd = in && in->hold ? in->hold - 1 : -1;
+	if (in && in->hold) {
+		in->hold = 0;
+		g->nheld--;
+	}
+	int real = 0;
+	struct stat st;
+	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0) {
+		/* the content must be kept even if the verdict comes later */
+		int64_t ns;
+		if (gi_vault_copy(g, fd, &st, path, pid, sid, &ns)) {
+			bw_warn("guard: %s", bw_err_msg());
+			bw_err_clear();
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0)
+		real = !bw_new_file_ciphertext_like(fd);
+	if (fd >= 0)
+		close(fd);
+	return real;
 }
 
 int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,
@@ -217,25 +247,10 @@ void gi_vault_maintain(struct bw_guard *g)
 		}
 		closedir(d);
 	}
-	for (int i = 0; i < g->nmounts; i++) {
-		d = fdopendir(dup(g->mounts[i].links_fd));
-		if (!d)
-			continue;
-		while ((e = readdir(d))) {
-			struct stat st;
-			if (e->d_name[0] == '.' ||
-			    fstatat(g->mounts[i].links_fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW))
-				continue;
-			int64_t ct = (int64_t)st.st_ctim.tv_sec * 1000000000 + st.st_ctim.tv_nsec;
-			if (st.st_nlink == 1 && ct < cut)
-				unlinkat(g->mounts[i].links_fd, e->d_name, 0);
-		}
-		closedir(d);
-	}
 }
 
-/* Link every regular file under root (the start-up scan and the rescan
- * after a lost event).  Returns how many were linked anew. */
+/* Hold every regular file under root (the start-up scan and the rescan
+ * after a lost event).  Returns how many were taken anew. */
 static int scan_dir(struct bw_guard *g, struct gi_mount *m, int dfd,
                     const char *path, int depth)
 {
@@ -255,8 +270,6 @@ static int scan_dir(struct bw_guard *g, struct gi_mount *m, int dfd,
 		int k = snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
 		if (k < 0 || (size_t)k >= sizeof sub)
 			continue;
-		if (!strcmp(sub, m->vault_path))
-			continue;
 		struct stat st;
 		if (fstatat(dirfd(d), e->d_name, &st, AT_SYMLINK_NOFOLLOW))
 			continue;
@@ -268,23 +281,25 @@ static int scan_dir(struct bw_guard *g, struct gi_mount *m, int dfd,
 			if (cfd >= 0)
 				n += scan_dir(g, m, cfd, sub, depth + 1);
 		} else if (S_ISREG(st.st_mode)) {
-			char name[32];
-			snprintf(name, sizeof name, "%llu", (unsigned long long)st.st_ino);
 			pthread_mutex_lock(&g->lock);
-			gi_path_set(g, sub, st.st_dev, st.st_ino);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-			if (in && !in->linked) {
-				if (!linkat(dirfd(d), e->d_name, m->links_fd, name, 0)) {
-					char vp[4200];
-					snprintf(vp, sizeof vp, "%s/links/%s", m->vault_path, name);
-					gi_journal(g, "link", 0, sub, NULL, &st, vp);
-					g->links++;
-					n++;
-					in->linked = 1;
-				} else if (errno == EEXIST) {
-					in->linked = 1;
-				}
-			}
+			int need = in && !in->hold;
+			pthread_mutex_unlock(&g->lock);
+			if (!need)
+				continue;
+			int fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+			                                     O_NOATIME | O_CLOEXEC);
+			if (fd < 0)
+				fd = openat(dirfd(d), e->d_name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK |
+				                                 O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			pthread_mutex_lock(&g->lock);
+			in = gi_inode_get(g, st.st_ino, 1);
+			if (in)
+				n += gi_vault_hold(g, in, fd, &st, sub, 0);
+			else
+				close(fd);
 			pthread_mutex_unlock(&g->lock);
 		}
 	}
