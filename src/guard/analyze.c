@@ -278,6 +278,50 @@ static int pgp_sigtype_ok(uint8_t t)
 	       t == 0x40 || t == 0x50;
 }
 
+/* The first block header of a deflate stream p[0..n) that is part of an
+ * input of total bytes.  Real compressors start a stream of any size
+ * with a dynamic-Huffman block, whose code-length code must be complete
+ * (zlib rejects it otherwise): random bytes pass about once in 3,000.
+ * Fixed-Huffman blocks only start tiny streams. */
+struct bits {
+	const uint8_t *p;
+	size_t pos; /* in bits; the caller ensures there are enough */
+};
+
+static unsigned bits_get(struct bits *b, unsigned k)
+{
+	unsigned v = 0;
+	for (unsigned j = 0; j < k; j++, b->pos++)
+		v |= (unsigned)((b->p[b->pos / 8] >> (b->pos % 8)) & 1) << j;
+	return v;
+}
+
+static int deflate_ok(const uint8_t *p, size_t n, size_t total)
+{
+	static const uint8_t order[19] = {16, 17, 18, 0, 8,  7, 9,  6, 10, 5,
+	                                  11, 4,  12, 3, 13, 2, 14, 1, 15};
+	uint8_t lens[19] = {0};
+	struct bits b = {p, 0};
+	if (n == 0)
+		return 0;
+	unsigned type = bits_get(&b, 3) >> 1;
+	if (type == 1)
+		return total < 512;
+	if (type != 2 || n < 10) /* 3 + 14 + 19 * 3 bits */
+		return 0;
+	unsigned hlit = bits_get(&b, 5), hdist = bits_get(&b, 5),
+	         hclen = bits_get(&b, 4) + 4;
+	if (hlit > 29 || hdist > 29)
+		return 0;
+	for (unsigned i = 0; i < hclen; i++)
+		lens[order[i]] = (uint8_t)bits_get(&b, 3);
+	unsigned kraft = 0;
+	for (int i = 0; i < 19; i++)
+		if (lens[i])
+			kraft += 128u >> lens[i];
+	return kraft == 128;
+}
+
 /* The start of a v4 key's material at k: the algorithm, then an MPI
  * (bit count, and a first byte whose top bit matches it) or a curve OID
  * (length, first byte).  Random bytes pass one time in a few hundred. */
@@ -341,10 +385,11 @@ static int pgp_packet(const uint8_t *p, size_t n)
 	case 8: /* compressed data, as gpg writes it (indeterminate length) */
 		if (p[0] != 0xa3 && p[0] != 0xc8)
 			return 0;
-		if (b[0] == 1) /* raw deflate: a fixed or dynamic block */
-			return ((b[1] >> 1) & 3) == 1 || ((b[1] >> 1) & 3) == 2;
+		if (b[0] == 1) /* raw deflate */
+			return deflate_ok(b + 1, n - hl - 1, n);
 		if (b[0] == 2) /* zlib */
-			return (b[1] & 0x0f) == 8 && (b[1] << 8 | b[2]) % 31 == 0;
+			return (b[1] & 0x0f) == 8 && (b[1] << 8 | b[2]) % 31 == 0 &&
+			       deflate_ok(b + 3, n - hl - 3, n);
 		return b[0] == 3 && !memcmp(b + 1, "BZh", 3);
 	default:
 		return 0;
@@ -531,12 +576,11 @@ enum bw_ftype bw_ftype_detect(const uint8_t *p, size_t n)
 		return BW_FT_MP4;
 	if (pgp_packet(p, n))
 		return BW_FT_GPG;
-	/* only what zlib writes (window 32 KiB, a compressed first block):
-	 * the 2-byte header alone would match one random file in 2,600,
-	 * this one in 33,000 */
+	/* only what zlib writes (window 32 KiB, a checked first block): the
+	 * 2-byte header alone would match one random file in 2,600 */
 	if (n >= 3 && p[0] == 0x78 &&
 	    (p[1] == 0x01 || p[1] == 0x5e || p[1] == 0x9c || p[1] == 0xda) &&
-	    (((p[2] >> 1) & 3) == 1 || ((p[2] >> 1) & 3) == 2))
+	    deflate_ok(p + 2, n - 2, n))
 		return BW_FT_ZLIB;
 	if (tar_header(p, n))
 		return BW_FT_TAR;

@@ -63,6 +63,21 @@ int gi_path_protected(const struct bw_guard *g, const char *path)
 	return 0;
 }
 
+int gi_is_canary(const struct bw_guard *g, uint64_t ino)
+{
+	for (int i = 0; i < g->ncanary; i++)
+		if (ino && g->canary_ino[i] == ino)
+			return 1;
+	return 0;
+}
+
+void gi_canary_gone(struct bw_guard *g, uint64_t ino)
+{
+	for (int i = 0; i < g->ncanary; i++)
+		if (g->canary_ino[i] == ino)
+			g->canary_ino[i] = 0;
+}
+
 int gi_is_self(struct bw_guard *g, pid_t tgid)
 {
 	return tgid == g->self;
@@ -665,16 +680,24 @@ static void place_canaries(struct bw_guard *g)
 	static const char text[] =
 		"Quarterly budget review: revenue, costs, staffing and projects.\n"
 		"This document is maintained by the finance team. Do not edit.\n";
+	g->ncanary = g->pol.nprotect;
 	for (int i = 0; i < g->pol.nprotect; i++) {
 		char p[4200];
 		snprintf(p, sizeof p, "%s/!bulwark-canary-budget.docx", g->pol.protect[i]);
 		int fd = open(p, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-		if (fd < 0)
-			continue;
-		for (int k = 0; k < 64; k++)
-			if (bw_write_full(fd, text, sizeof text - 1))
-				break;
-		close(fd);
+		if (fd >= 0) {
+			for (int k = 0; k < 64; k++)
+				if (bw_write_full(fd, text, sizeof text - 1))
+					break;
+			close(fd);
+		}
+		/* known by inode: a copy of it elsewhere is not a canary; one
+		 * restored by a rollback is a new inode, taken in here again */
+		struct stat st;
+		if (!lstat(p, &st) && S_ISREG(st.st_mode)) {
+			g->canary_ino[i] = st.st_ino;
+			g->canary_dev[i] = st.st_dev;
+		}
 	}
 }
 
@@ -707,6 +730,8 @@ int bw_guard_run(struct bw_guard *g, volatile int *stop)
 			}
 		}
 		if (now - last_state >= 1.0) {
+			if (g->pol.canaries)
+				place_canaries(g);
 			gi_state_write(g);
 			last_state = now;
 		}

@@ -114,7 +114,9 @@ struct bw_guard {
 	uint64_t nheld, hold_max, unheld;
 	uint64_t verdict_n;
 	char verdicts[8][1024];   /* recent verdicts, a ring */
-	char canary_names[4][64];
+	uint64_t canary_ino[BW_GUARD_MAX_PROTECT];
+	dev_t canary_dev[BW_GUARD_MAX_PROTECT];
+	int ncanary;
 };
 
 struct gi_job {
@@ -175,6 +177,9 @@ void *gi_analysis_thread(void *arg);
 int gi_path_protected(const struct bw_guard *g, const char *path);
 struct gi_mount *gi_mount_of(struct bw_guard *g, dev_t dev);
 int gi_is_self(struct bw_guard *g, pid_t tgid);
+/* is this inode one of the guard's canary files? */
+int gi_is_canary(const struct bw_guard *g, uint64_t ino);
+void gi_canary_gone(struct bw_guard *g, uint64_t ino);
 /* 1 if trusted, 0 if not; caches by executable identity */
 int gi_trusted(struct bw_guard *g, pid_t tgid);
 pid_t gi_sid_of(struct bw_guard *g, pid_t pid);

@@ -25,11 +25,6 @@ static const char *base_name(const char *p)
 	return s ? s + 1 : p;
 }
 
-static int is_canary(const char *path)
-{
-	return !strncmp(base_name(path), "!bulwark-canary", 15);
-}
-
 static int is_log_name(const char *path)
 {
 	const char *b = base_name(path);
@@ -192,8 +187,12 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (isdir || !untrusted)
 			return;
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
-		if (is_canary(path))
+		if (gi_is_canary(g, moved))
 			gi_score_add(g, tgid, sid, "canary", 0, path);
+		if (victim && victim != moved && gi_is_canary(g, victim)) {
+			gi_canary_gone(g, victim);
+			gi_score_add(g, tgid, sid, "canary", 0, to);
+		}
 		if (ext_changed(path, to))
 			gi_score_add(g, tgid, sid, "ext", 0, to);
 		if (real)
@@ -235,8 +234,10 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (isdir || !untrusted)
 			return;
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
-		if (is_canary(path))
+		if (gi_is_canary(g, ino)) {
+			gi_canary_gone(g, ino);
 			gi_score_add(g, tgid, sid, "canary", 0, path);
+		}
 		else if (real)
 			gi_score_add(g, tgid, sid, "lost", 0, path);
 	}
@@ -282,7 +283,7 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 	if (!gi_path_protected(g, path))
 		return;
 	pid_t sid = j->sid ? j->sid : gi_sid_of(g, j->tgid);
-	if (is_canary(path)) {
+	if (gi_is_canary(g, j->ino)) {
 		gi_score_add(g, j->tgid, sid, "canary", 0, path);
 		return;
 	}

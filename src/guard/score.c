@@ -6,7 +6,7 @@
  * several files:
  *   content = files encrypted in place
  *           + min(new ciphertext-like files, originals deleted/replaced)
- *   score   = 1.2 content + 1.0 wiped + 1.5 canaries
+ *   score   = 1.2 content + 1.0 wiped + 1.5 if a canary was touched
  *           + (content or wiped ? 0.3 renames-with-new-extension (max 6)
  *                                + 0.8 ransom note + 0.2 per further dir
  *                               : 0.1 renames (max 6) + 0.4 note)
@@ -95,7 +95,9 @@ static double tree_score(const struct gi_tree *t)
 {
 	int content = t->damaged + (t->cipher_new < t->deleted_read ? t->cipher_new
 	                                                             : t->deleted_read);
-	double s = 1.2 * content + 1.0 * t->wiped + 1.5 * t->canary;
+	/* a canary counts once: touching several (rm -rf, rsync --delete of
+	 * a protected root) is still one kind of evidence */
+	double s = 1.2 * content + 1.0 * t->wiped + (t->canary ? 1.5 : 0);
 	int ext = t->renamed_ext < 6 ? t->renamed_ext : 6;
 	if (content || t->wiped) {
 		s += 0.3 * ext;

@@ -87,9 +87,13 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	pthread_mutex_lock(&g->lock);
 	struct gi_inode *in = gi_inode_get(g, ino, 0);
 	int fd = in && in->hold ? in->hold - 1 : -1;
-	if (in && in->hold) {
-		in->hold = 0;
+	if (in && in->hold)
 		g->nheld--;
+	if (in) {
+		/* the inode dies with this name; its number will be reused */
+		uint64_t keep = in->ino;
+		memset(in, 0, sizeof *in);
+		in->ino = keep;
 	}
 	int real = 0;
 	struct stat st;
