@@ -806,6 +806,38 @@ static uint32_t jpeg_bad_ff(const uint8_t *p, size_t n, uint64_t off,
 	return bad;
 }
 
+/* Whether a block shows the format's own syntax: PDF object keywords,
+ * zip record signatures, tar header magic.  These recur through such
+ * files between the compressed parts, and random bytes hold them about
+ * once in 4,000 blocks.  A rewrite by a real tool keeps some in the
+ * blocks it rewrote; ransomware encrypting whole chunks removes all. */
+static int has_syntax(enum bw_ftype t, const uint8_t *p, size_t n)
+{
+	switch (t) {
+	case BW_FT_PDF:
+		return memmem(p, n, "obj", 3) != NULL;
+	case BW_FT_TAR:
+		return memmem(p, n, "ustar", 5) != NULL;
+	case BW_FT_ZIP:
+		for (const uint8_t *q = p;
+		     (q = memmem(q, n - (size_t)(q - p), "PK", 2)) != NULL; q++) {
+			size_t left = n - (size_t)(q - p);
+			if (left >= 4 && (q[2] & 1) && q[2] <= 7 && q[3] == q[2] + 1)
+				return 1;
+			if (left < 4)
+				break;
+		}
+		return 0;
+	default:
+		return 0;
+	}
+}
+
+static int syntax_type(enum bw_ftype t)
+{
+	return t == BW_FT_PDF || t == BW_FT_TAR || t == BW_FT_ZIP;
+}
+
 /* ---- base64 / hex ------------------------------------------------------- */
 
 static int b64_sym(uint8_t c)
@@ -969,6 +1001,7 @@ struct acc {
 	uint64_t rw_bytes, diff, runs, ff_old, ff_new;
 	uint32_t compared, changed, shifted, filled, zeroed, rewritten;
 	uint32_t eligible, enc_new, enc_old;
+	uint32_t syn_old, syn_new;   /* rewritten blocks showing syntax */
 };
 
 /* Everything one analysis needs, in one allocation. */
@@ -976,6 +1009,7 @@ struct ctx {
 	struct src old, cur;
 	int64_t delta;            /* new size - old size */
 	int jpeg;                 /* count JPEG stuffing errors */
+	enum bw_ftype syn;        /* count syntax of this type, or EMPTY */
 	uint64_t scan_old, scan_new;
 	struct acc a;
 	uint8_t bo[EDGE + UNIT], bn[EDGE + UNIT], bs[UNIT];
@@ -1036,6 +1070,10 @@ static int block_cmp(struct ctx *c, uint64_t off, const uint8_t *o,
 	if (c->jpeg) {
 		a->ff_old += jpeg_bad_ff(o, len, off, c->scan_old);
 		a->ff_new += jpeg_bad_ff(n, len, off, c->scan_new);
+	}
+	if (c->syn != BW_FT_EMPTY) {
+		a->syn_old += (uint32_t)has_syntax(c->syn, o, len);
+		a->syn_new += (uint32_t)has_syntax(c->syn, n, len);
 	}
 	return 0;
 }
@@ -1112,6 +1150,62 @@ static int src_init(struct src *s, int fd, const uint8_t *mem, uint64_t len,
 	return 0;
 }
 
+/* A zip's central directory lists every member with the offset of its
+ * local header: check up to ZIP_PROBES of those headers, spread over the
+ * directory, for their signature and name.  Members lie all through the
+ * file, so this sees chunks encrypted anywhere, not only in the samples.
+ * *res: 1 sound, 0 broken, -1 not checkable (zip64, a prefix, multiple
+ * disks).  buf holds EDGE bytes.  Reads <= 1 KiB + 64 KiB + 64 * 542. */
+#define ZIP_PROBES 64u
+static int zip_directory(const struct src *s, uint8_t *buf, int *res)
+{
+	uint8_t lh[30 + 512];
+	size_t got, tl = s->size < 22 + TRAILER ? (size_t)s->size : 22 + TRAILER;
+	int r;
+	*res = -1;
+	if ((r = src_read(s, s->size - tl, buf, tl, &got)))
+		return r;
+	size_t e = got;
+	while (e >= 22 && memcmp(buf + e - 22, "PK\5\6", 4))
+		e--;
+	if (e < 22)
+		return 0; /* no end record: tail_ok() judged that */
+	const uint8_t *eo = buf + e - 22;
+	uint64_t eocd = s->size - got + (e - 22);
+	unsigned total = an_le16(eo + 10);
+	uint32_t cd_size = get_le32(eo + 12), cd_off = get_le32(eo + 16);
+	if (an_le16(eo + 4) || an_le16(eo + 6) || total == 0xffff ||
+	    cd_off == 0xffffffffu || cd_size == 0xffffffffu)
+		return 0;
+	if ((uint64_t)cd_off + cd_size != eocd) {
+		*res = 0; /* an offset that lies is damage, or a prefix */
+		return 0;
+	}
+	size_t want = cd_size < EDGE ? cd_size : EDGE, lgot;
+	if ((r = src_read(s, cd_off, buf, want, &got)))
+		return r;
+	unsigned step = total / ZIP_PROBES + 1, idx = 0;
+	*res = 0;
+	for (size_t pos = 0; idx < total && pos + 46 <= got; idx++) {
+		const uint8_t *ce = buf + pos;
+		if (memcmp(ce, "PK\1\2", 4))
+			return 0;
+		unsigned nl = an_le16(ce + 28);
+		size_t next = pos + 46 + nl + an_le16(ce + 30) + an_le16(ce + 32);
+		uint32_t lo = get_le32(ce + 42);
+		if (idx % step == 0 && nl <= 512 && pos + 46 + nl <= got) {
+			if ((r = src_read(s, lo, lh, 30 + nl, &lgot)))
+				return r;
+			if (lgot != 30 + nl || memcmp(lh, "PK\3\4", 4) ||
+			    an_le16(lh + 26) != nl || memcmp(lh + 30, ce + 46, nl))
+				return 0;
+		}
+		pos = next;
+	}
+	*res = 1;
+	return 0;
+}
+
 static void verdict(struct ctx *c, struct bw_sample_cmp *out, int new_head_zero,
                     int head_broken)
 {
@@ -1149,7 +1243,8 @@ static void verdict(struct ctx *c, struct bw_sample_cmp *out, int new_head_zero,
 	                      (uint64_t)a->enc_old * 10 <= a->eligible;
 	out->format_broken = head_broken ||
 	                     (c->jpeg && a->ff_new >= 8 &&
-	                      a->ff_new > 4 * a->ff_old + 8);
+	                      a->ff_new > 4 * a->ff_old + 8) ||
+	                     (random_new && a->syn_old >= 2 && a->syn_new == 0);
 	out->container_new = new_container && out->new_type != out->old_type;
 	out->wiped = out->old_size > 0 &&
 	             (out->new_size == 0 || (a->zeroed > 0 && a->rewritten == 0));
@@ -1198,6 +1293,8 @@ static int compare(struct ctx *c, struct bw_sample_cmp *out, int have_old)
 		c->scan_old = so;
 		c->scan_new = sn;
 	}
+	c->syn = out->old_type == out->new_type && syntax_type(out->old_type)
+	                 ? out->old_type : BW_FT_EMPTY;
 	int new_head_zero = nhead > 0 && all_zero(c->bn, nhead < UNIT ? nhead : UNIT);
 
 	uint64_t len = c->old.size < c->cur.size ? c->old.size : c->cur.size;
@@ -1246,6 +1343,15 @@ static int compare(struct ctx *c, struct bw_sample_cmp *out, int have_old)
 			return r;
 		if (tail_ok(out->old_type, c->bo, go) == 1 &&
 		    tail_ok(out->new_type, c->bn, gn) == 0)
+			broken = 1;
+	}
+	if (!broken && out->old_type == BW_FT_ZIP && out->new_type == BW_FT_ZIP) {
+		int zo, zn;
+		if ((r = zip_directory(&c->old, c->bo, &zo)))
+			return r;
+		if (zo == 1 && (r = zip_directory(&c->cur, c->bn, &zn)))
+			return r;
+		if (zo == 1 && zn == 0)
 			broken = 1;
 	}
 	verdict(c, out, new_head_zero, broken);

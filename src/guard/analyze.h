@@ -119,8 +119,10 @@ struct bw_sample_cmp {
 	int format_broken;  /* same type, but a structure the old version
 	                     * satisfied is broken now: PNG chunk CRCs, JPEG
 	                     * marker chain or byte stuffing, SQLite/ZIP/OLE/
-	                     * ELF header fields, or the JPEG/PNG/PDF/ZIP
-	                     * trailer is gone */
+	                     * ELF header fields, the JPEG/PNG/PDF/ZIP
+	                     * trailer, or the PDF/zip/tar syntax (keywords,
+	                     * record signatures) gone from all rewritten
+	                     * blocks while they turned near-random */
 	int entropy_up;     /* the differing bytes jumped to near-random:
 	                     * new >= 7.2 (less below 512 bytes) and old <= 6.8
 	                     * or a rise of >= 1.0 bit; needs >= 256 bytes */

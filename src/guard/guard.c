@@ -313,6 +313,24 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
 	pthread_mutex_unlock(&g->qlock);
 }
 
+/* A suspect tree's next file waits (at most 100 ms) until the verdicts on
+ * its earlier files are in: a fast encryptor gets no further than the
+ * evidence allows, and a tree with no evidence never waits. */
+static void wait_for_verdicts(struct bw_guard *g)
+{
+	for (int i = 0; i < 100; i++) {
+		struct pollfd p = {g->name_fd, POLLIN, 0};
+		int pending = poll(&p, 1, 0) > 0;
+		pthread_mutex_lock(&g->qlock);
+		int queued = g->qhead != g->qtail;
+		pthread_mutex_unlock(&g->qlock);
+		if (!pending && !queued && !g->names_busy && !g->analysis_busy)
+			return;
+		struct timespec ts = {0, 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+}
+
 /* One event of the permission group.  Owns m->fd. */
 static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
@@ -388,6 +406,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 	if (m->mask & FAN_OPEN_PERM) {
 		long fl = open_flags(tid);
 		int wr = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
+		if (wr && gi_tree_suspect(g, sid))
+			wait_for_verdicts(g);
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
 		if (in && !in->hold) {
@@ -424,13 +444,19 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			close(fd);
 			return;
 		}
+		pthread_mutex_lock(&g->lock);
+		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
+		int first = in && in->copy_sid != sid;
+		pthread_mutex_unlock(&g->lock);
+		if (first && gi_tree_suspect(g, sid))
+			wait_for_verdicts(g);
 		if (gi_tree_condemned(g, sid)) {
 			respond(g, fd, FAN_DENY);
 			close(fd);
 			return;
 		}
 		pthread_mutex_lock(&g->lock);
-		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
+		in = gi_inode_get(g, st.st_ino, 1);
 		if (in && in->copy_sid != sid) {
 			int64_t ns = 0;
 			int r = st.st_size > 0 ? gi_vault_copy(g, fd, &st, path, tgid, sid, &ns) : 0;

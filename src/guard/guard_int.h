@@ -103,7 +103,7 @@ struct bw_guard {
 	pthread_cond_t resp_cond;
 	pid_t resp_q[32];
 	int resp_n;
-	volatile int names_busy, resp_done;
+	volatile int names_busy, resp_done, analysis_busy;
 
 	void (*alert_cb)(const char *line, void *arg);
 	void *alert_arg;
@@ -164,6 +164,8 @@ struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid,
                   const char *what, double pts, const char *path);
 int gi_tree_condemned(struct bw_guard *g, pid_t sid);
+/* 1 if the tree has some evidence against it but no verdict yet */
+int gi_tree_suspect(struct bw_guard *g, pid_t sid);
 void gi_alert(struct bw_guard *g, const char *json_line);
 void gi_state_write(struct bw_guard *g);
 void gi_check_gap(struct bw_guard *g);

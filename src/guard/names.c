@@ -335,9 +335,11 @@ void *gi_analysis_thread(void *arg)
 			break;
 		}
 		struct gi_job j = g->q[g->qhead++ % g->qcap];
+		g->analysis_busy = 1;
 		pthread_mutex_unlock(&g->qlock);
 		analyse(g, &j);
 		close(j.fd);
+		g->analysis_busy = 0;
 	}
 	return NULL;
 }

@@ -91,6 +91,17 @@ int gi_tree_condemned(struct bw_guard *g, pid_t sid)
 	return c;
 }
 
+int gi_tree_suspect(struct bw_guard *g, pid_t sid)
+{
+	int c = 0;
+	pthread_mutex_lock(&g->lock);
+	struct gi_tree *t = gi_tree_get(g, sid, 0);
+	if (t)
+		c = t->score > 0 && !t->done_ns;
+	pthread_mutex_unlock(&g->lock);
+	return c;
+}
+
 static double tree_score(const struct gi_tree *t)
 {
 	int content = t->damaged + (t->cipher_new < t->deleted_read ? t->cipher_new
