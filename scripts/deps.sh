@@ -5,7 +5,8 @@ set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
       libsodium-dev libzstd-dev libjansson-dev libssl-dev
-      libfuse3-dev fuse3 attr acl python3 time valgrind)
+      libfuse3-dev fuse3 attr acl python3 time valgrind
+      e2fsprogs util-linux zstd xz-utils gzip gnupg)
 
 missing=()
 for p in "${pkgs[@]}"; do
