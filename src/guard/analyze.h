@@ -20,7 +20,7 @@
 enum bw_ftype {
 	BW_FT_EMPTY,     /* no bytes */
 	BW_FT_UNKNOWN,   /* no known magic and not text: ciphertext looks so */
-	BW_FT_TEXT,      /* UTF-8/ASCII (or Latin-1, UTF-16 with BOM), printable */
+	BW_FT_TEXT,      /* UTF-8/ASCII, Latin-1, UTF-16 with BOM; printable */
 	BW_FT_PDF,
 	BW_FT_ZIP,       /* also docx/xlsx/odt/jar/apk */
 	BW_FT_JPEG,
@@ -42,7 +42,8 @@ enum bw_ftype {
 	BW_FT_OLE,       /* compound file: doc xls ppt msg msi */
 	BW_FT_PG,        /* PostgreSQL relation page (header fields checked) */
 	BW_FT_LZ4,
-	BW_FT_ZLIB,      /* git loose objects; only the common headers */
+	BW_FT_ZLIB,      /* git loose objects: zlib's usual headers, the
+	                  * first deflate block checked */
 	BW_FT_GIT_PACK,
 	BW_FT_PEM,       /* -----BEGIN ...----- other than PGP and age */
 	BW_FT_KDBX,      /* KeePass database */
@@ -54,6 +55,9 @@ enum bw_ftype {
 	BW_FT_FLAC,
 	BW_FT_MKV,       /* Matroska / WebM */
 	BW_FT_MP3,       /* with an ID3v2 tag */
+	BW_FT_PST,       /* Outlook mail store */
+	BW_FT_DWG,       /* AutoCAD drawing, R13 and later */
+	BW_FT_ACCESS,    /* Microsoft Access (Jet/ACE) database */
 	BW_FT_NTYPES
 };
 
@@ -105,7 +109,7 @@ struct bw_sample_cmp {
 	uint32_t blocks_filled;     /* changed, old all zeros */
 	uint32_t blocks_zeroed;     /* changed, new all zeros */
 	uint32_t blocks_rewritten;  /* changed, neither all zeros */
-	uint32_t blocks_encoded;    /* rewritten whose new bytes look base64/hex */
+	uint32_t blocks_encoded;    /* rewritten, new bytes look base64/hex */
 	uint32_t diff_segments;     /* runs of differing bytes in rewritten
 	                             * blocks, split by >= 8 equal bytes */
 	uint64_t diff_bytes;        /* bytes that differ in rewritten blocks */
@@ -115,7 +119,9 @@ struct bw_sample_cmp {
 
 	/* Evidence; each 0 or 1. */
 	int magic_lost;     /* old had a known binary type, new has none (and
-	                     * its first block is not simply zeroed) */
+	                     * its first block is not simply zeroed).  Another
+	                     * known type does not count (an HTML error page
+	                     * saved over a PNG): ciphertext has no magic. */
 	int format_broken;  /* same type, but a structure the old version
 	                     * satisfied is broken now: PNG chunk CRCs, JPEG
 	                     * marker chain or byte stuffing, SQLite/ZIP/OLE/
@@ -146,14 +152,18 @@ struct bw_sample_cmp {
 
 /* Compare the old content of a file (old_fd, or -1 for "no old content":
  * a newly created file) with its new content (new_fd).  Reads with pread
- * only, so no file offset changes.  Reads at most 64 KiB + 68 KiB + 48 *
- * 4 KiB + 1 KiB from old_fd and, when the size changed, up to 81 * 4 KiB
- * more from new_fd (shifted comparison): under 660 KiB from each.
+ * only, so no file offset changes; the descriptors stay the caller's.
  * Sampled: the first 64 KiB, the last 64 KiB of the common length, 48
- * evenly spaced blocks between.  A file that changes while it is read is
- * compared over what could be read.  Without old content only the types,
- * sizes and new_entropy (over the sampled new blocks) are filled in and
- * every flag is 0: see bw_new_file_ciphertext_like.
+ * evenly spaced 4 KiB blocks between, and each version's last 1 KiB:
+ * 325 KiB at most; a zip adds its central directory (<= 64 KiB) and up
+ * to 64 local headers; when the size changed, new_fd gives up to 81 * 4
+ * KiB more (shifted comparison).  Under 750 KiB from either file,
+ * whatever its size, and one heap block of about 146 KiB, freed before
+ * return.
+ * A file that changes while it is read is compared over what could be
+ * read.  Without old content only the types, sizes and new_entropy (over
+ * the sampled new blocks) are filled in and every flag is 0: see
+ * bw_new_file_ciphertext_like.
  * Returns 0, BW_EINVAL (new_fd < 0 or out NULL), BW_ENOMEM, or the error
  * of fstat/pread; *out is zeroed first and complete only on success. */
 int bw_sample_compare(int old_fd, int new_fd, struct bw_sample_cmp *out) BW_WUR;

@@ -133,9 +133,18 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		    h->info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) {
 			const struct fanotify_event_info_fid *f = (const void *)p;
 			struct file_handle *fh = (struct file_handle *)(void *)f->handle;
+			size_t fixed = sizeof *f + sizeof *fh;
+			if (h->len < fixed || fh->handle_bytes > h->len - fixed ||
+			    fh->handle_bytes > MAX_HANDLE_SZ)
+				break;
+			const char *nm = (const char *)fh->f_handle + fh->handle_bytes;
+			if ((h->info_type == FAN_EVENT_INFO_TYPE_DFID_NAME ||
+			     h->info_type == FAN_EVENT_INFO_TYPE_OLD_DFID_NAME ||
+			     h->info_type == FAN_EVENT_INFO_TYPE_NEW_DFID_NAME) &&
+			    !memchr(nm, 0, (size_t)(p + h->len - nm)))
+				break;
 			if (!mnt)
 				mnt = mount_by_fsid(g, &f->fsid);
-			const char *nm = (const char *)fh->f_handle + fh->handle_bytes;
 			switch (h->info_type) {
 			case FAN_EVENT_INFO_TYPE_FID: obj = fh; break;
 			case FAN_EVENT_INFO_TYPE_DFID: dir = fh; break;
@@ -248,6 +257,7 @@ void *gi_names_thread(void *arg)
 	struct bw_guard *g = arg;
 	size_t bufsz = 64 * 1024;
 	char *buf = malloc(bufsz);
+	static _Alignas(8) char ev[8192];
 	if (!buf)
 		return NULL;
 	while (!*g->stop) {
@@ -258,11 +268,21 @@ void *gi_names_thread(void *arg)
 		if (len <= 0)
 			continue;
 		g->names_busy = 1;
-		const struct fanotify_event_metadata *m = (const void *)buf;
-		for (; FAN_EVENT_OK(m, len); m = FAN_EVENT_NEXT(m, len)) {
-			if (m->vers != FANOTIFY_METADATA_VERSION)
-				continue;
-			handle_name(g, m);
+		/* FID records make events of any length: each is copied to an
+		 * aligned buffer before its fields are read */
+		size_t off = 0;
+		while (off + sizeof(struct fanotify_event_metadata) <= (size_t)len) {
+			struct fanotify_event_metadata hd;
+			memcpy(&hd, buf + off, sizeof hd);
+			if (hd.event_len < sizeof hd || hd.event_len > (size_t)len - off ||
+			    hd.event_len > sizeof ev)
+				break;
+			memcpy(ev, buf + off, hd.event_len);
+			off += hd.event_len;
+			const struct fanotify_event_metadata *m = (const void *)ev;
+			if (m->vers == FANOTIFY_METADATA_VERSION &&
+			    m->metadata_len >= sizeof hd && m->metadata_len <= m->event_len)
+				handle_name(g, m);
 			if (m->fd >= 0)
 				close(m->fd);
 		}
