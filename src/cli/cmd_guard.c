@@ -322,10 +322,12 @@ static int cmd_status(int argc, char **argv)
 	printf("verdicts:   %zu recent\n", json_array_size(vs));
 	json_array_foreach(vs, i, x) {
 		json_t *rb = json_object_get(x, "rollback");
-		printf("  %s  %s session %lld, score %.1f, restored %lld, removed %lld, failed %lld\n",
+		const char *exe = json_string_value(json_object_get(x, "exe"));
+		printf("  %s  %s session %lld (%s), score %.1f, restored %lld, removed %lld, "
+		       "failed %lld\n",
 		       json_string_value(json_object_get(x, "time")),
 		       json_string_value(json_object_get(x, "action")),
-		       (long long)json_integer_value(json_object_get(x, "sid")),
+		       (long long)json_integer_value(json_object_get(x, "sid")), exe ? exe : "?",
 		       json_real_value(json_object_get(x, "score")),
 		       (long long)json_integer_value(json_object_get(rb, "restored")),
 		       (long long)json_integer_value(json_object_get(rb, "removed")),

@@ -113,7 +113,7 @@ struct bw_guard {
 	uint64_t events, allowed, denied, copies, links, overflows;
 	uint64_t nheld, hold_max, unheld;
 	uint64_t verdict_n;
-	char verdicts[8][1024];   /* recent verdicts, a ring */
+	char verdicts[8][4096];   /* summaries of recent verdicts, a ring */
 	uint64_t canary_ino[BW_GUARD_MAX_PROTECT];
 	dev_t canary_dev[BW_GUARD_MAX_PROTECT];
 	int ncanary;

@@ -97,7 +97,8 @@ int gi_tree_suspect(struct bw_guard *g, pid_t sid)
 	pthread_mutex_lock(&g->lock);
 	struct gi_tree *t = gi_tree_get(g, sid, 0);
 	if (t)
-		c = t->score > 0 && !t->done_ns;
+		c = !t->done_ns && (t->damaged || t->cipher_new || t->deleted_read ||
+		                    t->wiped || t->canary || t->notes || t->renamed_ext);
 	pthread_mutex_unlock(&g->lock);
 	return c;
 }
@@ -333,15 +334,25 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		json_object_set_new(a, "rollback", rb);
 	}
 	char *line = json_dumps(a, JSON_COMPACT);
+	/* status keeps a summary of each verdict: the whole alert may be long */
+	json_t *sum = json_object();
+	static const char *keep[] = {"time", "action", "score", "sid", "indicators",
+	                             "freeze_ms", "rollback"};
+	for (size_t k = 0; k < sizeof keep / sizeof *keep; k++)
+		json_object_set(sum, keep[k], json_object_get(a, keep[k]));
+	json_object_set(sum, "exe", json_object_get(json_array_get(procs, 0), "exe"));
+	char *sl = json_dumps(sum, JSON_COMPACT);
+	json_decref(sum);
 	json_decref(a);
-	if (line) {
+	if (line)
 		gi_alert(g, line);
+	if (sl && strlen(sl) < sizeof g->verdicts[0]) {
 		pthread_mutex_lock(&g->lock);
-		snprintf(g->verdicts[g->verdict_n++ % 8], sizeof g->verdicts[0], "%.1000s",
-		         line);
+		snprintf(g->verdicts[g->verdict_n++ % 8], sizeof g->verdicts[0], "%s", sl);
 		pthread_mutex_unlock(&g->lock);
-		free(line);
 	}
+	free(sl);
+	free(line);
 
 	pthread_mutex_lock(&g->lock);
 	t = gi_tree_get(g, sid, 0);

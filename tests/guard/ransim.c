@@ -660,7 +660,7 @@ static int check_file(const struct ctx *c, const struct xst *st)
  * is ever opened.  Returns the fd or a negative code. */
 static int open_target(struct ctx *c, int pdir, const char *base, int flags, struct xst *st)
 {
-	struct xst pre;
+	struct xst pre = {0};
 	int fd, r;
 
 	if (!strcmp(base, MARKER_NAME))
