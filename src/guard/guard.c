@@ -28,6 +28,7 @@
 #include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define SELF_CACHE 4096
@@ -293,7 +294,8 @@ static void ignore_writes(struct bw_guard *g, int fd, int on)
 }
 
 static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
-                          pid_t sid, int64_t copy_ns, const struct stat *st)
+                          pid_t sid, int64_t copy_ns, int64_t copy_off,
+                          uint64_t copy_size, const struct stat *st)
 {
 	pthread_mutex_lock(&g->qlock);
 	if (g->qtail - g->qhead >= g->qcap) {
@@ -301,12 +303,19 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
 		close(fd); /* queue full: the writer's other files still count */
 		return;
 	}
+	pthread_mutex_lock(&g->lock);
+	struct gi_tree *t = gi_tree_get(g, sid, 0);
+	if (t)
+		t->pending++;
+	pthread_mutex_unlock(&g->lock);
 	struct gi_job *j = &g->q[g->qtail++ % g->qcap];
 	j->fd = fd;
 	j->tgid = tgid;
 	j->tid = tid;
 	j->sid = sid;
 	j->copy_ns = copy_ns;
+	j->copy_off = copy_off;
+	j->copy_size = copy_size;
 	j->ino = st->st_ino;
 	j->dev = st->st_dev;
 	pthread_cond_signal(&g->qcond);
@@ -315,20 +324,46 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
 
 /* A suspect tree's next file waits (at most 100 ms) until the verdicts on
  * its earlier files are in: a fast encryptor gets no further than the
- * evidence allows, and a tree with no evidence never waits. */
-static void wait_for_verdicts(struct bw_guard *g)
+ * evidence allows, and a tree with no evidence never waits.  Its own
+ * closed files are counted; name events (deletes, renames) cannot be told
+ * apart before they are read, so those are waited for only when the tree
+ * has written ciphertext-like new files, the pattern that needs them. */
+static void wait_for_verdicts(struct bw_guard *g, pid_t sid)
 {
-	for (int i = 0; i < 100; i++) {
-		struct pollfd p = {g->name_fd, POLLIN, 0};
-		int pending = poll(&p, 1, 0) > 0;
-		pthread_mutex_lock(&g->qlock);
-		int queued = g->qhead != g->qtail;
-		pthread_mutex_unlock(&g->qlock);
-		if (!pending && !queued && !g->names_busy && !g->analysis_busy)
-			return;
-		struct timespec ts = {0, 1000 * 1000};
-		nanosleep(&ts, NULL);
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_nsec += 100 * 1000 * 1000;
+	if (until.tv_nsec >= 1000000000) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000;
 	}
+	pthread_mutex_lock(&g->lock);
+	for (;;) {
+		struct gi_tree *t = gi_tree_get(g, sid, 0);
+		if (!t || t->done_ns)
+			break;
+		int names = 0;
+		if (t->cipher_new) {
+			struct pollfd p = {g->name_fd, POLLIN, 0};
+			names = g->names_busy || poll(&p, 1, 0) > 0;
+		}
+		if (!t->pending && !names)
+			break;
+		if (names) {
+			pthread_mutex_unlock(&g->lock);
+			struct timespec ts = {0, 200 * 1000};
+			nanosleep(&ts, NULL);
+			pthread_mutex_lock(&g->lock);
+			struct timespec now;
+			clock_gettime(CLOCK_REALTIME, &now);
+			if (now.tv_sec > until.tv_sec ||
+			    (now.tv_sec == until.tv_sec && now.tv_nsec >= until.tv_nsec))
+				break;
+		} else if (pthread_cond_timedwait(&g->verdict_cond, &g->lock, &until)) {
+			break;
+		}
+	}
+	pthread_mutex_unlock(&g->lock);
 }
 
 /* One event of the permission group.  Owns m->fd. */
@@ -357,12 +392,16 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 	}
 	struct gi_mount *mnt = gi_mount_of(g, st.st_dev);
 	if (m->mask & FAN_CLOSE_WRITE) {
-		int64_t cns = -1;
+		int64_t cns = -1, coff = -1;
+		uint64_t csize = 0;
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
 		if (in) {
-			if (in->copy_sid == sid)
+			if (in->copy_sid == sid) {
 				cns = in->copy_ns;
+				coff = in->copy_off;
+				csize = in->copy_size;
+			}
 			if (in->writers > 0)
 				in->writers--;
 			if (in->writers == 0) {
@@ -378,7 +417,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			close(fd);
 			return;
 		}
-		enqueue_close(g, fd, tgid, tid, sid, cns, &st);
+		enqueue_close(g, fd, tgid, tid, sid, cns, coff, csize, &st);
 		return;
 	}
 	if (!mnt || fd_path(fd, path, sizeof path) || !gi_path_protected(g, path)) {
@@ -407,7 +446,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		long fl = open_flags(tid);
 		int wr = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
 		if (wr && gi_tree_suspect(g, sid))
-			wait_for_verdicts(g);
+			wait_for_verdicts(g, sid);
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
 		if (in && !in->hold) {
@@ -425,11 +464,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* O_TRUNC empties the file before any pre-content event */
 		if (in && fl >= 0 && (fl & O_TRUNC) && st.st_size > 0 &&
 		    in->copy_sid != sid) {
-			int64_t ns;
-			if (gi_vault_copy(g, fd, &st, path, tgid, sid, &ns) == 0) {
-				in->copy_ns = ns;
+			if (gi_vault_copy(g, fd, &st, path, tgid, sid, in) == 0) {
 				in->copy_sid = sid;
-				in->copy_size = (uint64_t)st.st_size;
 			} else {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
@@ -449,7 +485,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		int first = in && in->copy_sid != sid;
 		pthread_mutex_unlock(&g->lock);
 		if (first && gi_tree_suspect(g, sid))
-			wait_for_verdicts(g);
+			wait_for_verdicts(g, sid);
 		if (gi_tree_condemned(g, sid)) {
 			respond(g, fd, FAN_DENY);
 			close(fd);
@@ -458,12 +494,15 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		pthread_mutex_lock(&g->lock);
 		in = gi_inode_get(g, st.st_ino, 1);
 		if (in && in->copy_sid != sid) {
-			int64_t ns = 0;
-			int r = st.st_size > 0 ? gi_vault_copy(g, fd, &st, path, tgid, sid, &ns) : 0;
+			int r = 0;
+			if (st.st_size > 0) {
+				r = gi_vault_copy(g, fd, &st, path, tgid, sid, in);
+			} else {
+				in->copy_ns = 0; /* the file was empty */
+				in->copy_size = 0;
+			}
 			if (r == 0) {
-				in->copy_ns = ns; /* 0: the file was empty */
 				in->copy_sid = sid;
-				in->copy_size = (uint64_t)st.st_size;
 			} else {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
@@ -587,11 +626,13 @@ int bw_guard_new(const struct bw_guard_policy *p, struct bw_guard **out)
 	g->pol = *p;
 	g->self = getpid();
 	g->perm_fd = g->name_fd = g->journal_fd = g->alert_fd = g->copies_fd = -1;
+	g->seg_fd = -1;
 	g->started_ns = bw_now_ns();
 	pthread_mutex_init(&g->lock, NULL);
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcond, NULL);
 	pthread_cond_init(&g->resp_cond, NULL);
+	pthread_cond_init(&g->verdict_cond, NULL);
 	g->qcap = 4096;
 	g->q = calloc(g->qcap, sizeof *g->q);
 	if (!g->q) {
@@ -798,6 +839,9 @@ void bw_guard_free(struct bw_guard *g)
 		close(g->alert_fd);
 	if (g->copies_fd >= 0)
 		close(g->copies_fd);
+	if (g->seg_fd >= 0)
+		close(g->seg_fd);
+	free(g->copybuf);
 	for (size_t i = g->qhead; i < g->qtail; i++)
 		close(g->q[i % g->qcap].fd);
 	for (size_t i = 0; i < sizeof g->trees / sizeof *g->trees; i++)
@@ -812,5 +856,6 @@ void bw_guard_free(struct bw_guard *g)
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);
 	pthread_cond_destroy(&g->resp_cond);
+	pthread_cond_destroy(&g->verdict_cond);
 	free(g);
 }

@@ -40,7 +40,8 @@ struct gi_inode {
 	int hold;         /* fd + 1 of the descriptor the guard holds on it */
 	int write_ignored;/* an ignore mark skips its writes (copy taken) */
 	pid_t copy_sid;   /* the tree whose first write the copy preceded */
-	int64_t copy_ns;  /* name of that copy: copies/<ns>-<ino> */
+	int64_t copy_ns;  /* that copy: copies/<ns>-<ino>, or segment <ns>.seg */
+	int64_t copy_off; /* offset in the segment; -1 = a file of its own */
 	uint64_t copy_size;
 };
 
@@ -54,6 +55,7 @@ struct gi_tree {
 	int wiped;
 	int frozen, condemned;
 	int64_t done_ns;      /* handled: late evidence is ignored for a while */
+	int pending;          /* its closed files still waiting for analysis */
 	struct bw_pidset members;    /* processes that did something */
 	char evidence[GT_EVIDENCE][512];
 	int nevidence;
@@ -83,6 +85,10 @@ struct bw_guard {
 	struct gi_mount mounts[BW_GUARD_MAX_PROTECT];
 	int nmounts;
 	int journal_fd, alert_fd, copies_fd;
+	int seg_fd;               /* the segment small copies are appended to */
+	int64_t seg_ns;
+	uint64_t seg_off;
+	uint8_t *copybuf;
 	char copies_path[4200];
 
 	pthread_mutex_t lock;     /* inodes, trees, vault_bytes */
@@ -101,6 +107,7 @@ struct bw_guard {
 
 	/* trees to respond to, handed to the responder thread (under lock) */
 	pthread_cond_t resp_cond;
+	pthread_cond_t verdict_cond; /* an analysis finished */
 	pid_t resp_q[32];
 	int resp_n;
 	volatile int names_busy, resp_done, analysis_busy;
@@ -123,6 +130,8 @@ struct gi_job {
 	int fd;
 	pid_t tgid, tid, sid;
 	int64_t copy_ns;  /* the copy before this episode; 0 new/empty; -1 none */
+	int64_t copy_off; /* as in gi_inode */
+	uint64_t copy_size;
 	uint64_t ino;
 	dev_t dev;
 };
@@ -146,9 +155,13 @@ int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
  * ciphertext or an archive).  Lock not held. */
 int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
                      pid_t pid, pid_t sid, int copy);
+/* Copy a file's content to the vault before it changes (lock held).
+ * Small files are appended to the current segment (one file creation per
+ * 64 MiB instead of one per copy: ext4's inode allocator is the cost);
+ * larger ones get a sparse file of their own.  Sets in->copy_*. */
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
-                  const char *path, pid_t pid, pid_t sid, int64_t *ns_out);
-int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,
+                  const char *path, pid_t pid, pid_t sid, struct gi_inode *in);
+int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off,
                        char *out, size_t n);
 void gi_vault_maintain(struct bw_guard *g);
 int gi_scan_tree(struct bw_guard *g, struct gi_mount *m, const char *root);
@@ -158,6 +171,9 @@ int gi_preopened_scan(struct bw_guard *g);
 void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
                 const char *path, const char *to, const struct stat *st,
                 const char *vault);
+/* a copy entry; off >= 0: packed at that offset of the segment vault */
+void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
+                     const struct stat *st, const char *vault, int64_t off);
 
 /* score.c */
 struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);

@@ -25,6 +25,7 @@ struct gj_entry {
 	uint64_t ino, dev, size;
 	unsigned mode, uid, gid;
 	int64_t mtime;
+	int64_t off;      /* packed copy: offset in the segment, else -1 */
 };
 /* Parse one line (without the newline).  BW_EFORMAT names what is wrong;
  * the entry is untouched on failure. */

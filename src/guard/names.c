@@ -16,6 +16,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/fanotify.h>
+#include <sys/mman.h>
 #include <sys/statfs.h>
 #include <unistd.h>
 
@@ -308,12 +309,27 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 		return;
 	}
 	if (j->copy_ns > 0) {
-		char cp[4200];
-		if (gi_vault_copy_path(g, j->copy_ns, j->ino, cp, sizeof cp))
+		char cp[4300];
+		if (gi_vault_copy_path(g, j->copy_ns, j->ino, j->copy_off, cp, sizeof cp))
 			return;
 		int ofd = open(cp, O_RDONLY | O_CLOEXEC);
 		if (ofd < 0)
 			return;
+		if (j->copy_off >= 0) {
+			/* a packed copy: its bytes as a file of their own */
+			int mfd = memfd_create("bw-old", MFD_CLOEXEC);
+			uint8_t *b = malloc(j->copy_size ? j->copy_size : 1);
+			ssize_t n = b && mfd >= 0 ? pread(ofd, b, j->copy_size, j->copy_off) : -1;
+			close(ofd);
+			ofd = -1;
+			if (n == (ssize_t)j->copy_size && bw_write_full(mfd, b, (size_t)n) == 0)
+				ofd = mfd;
+			else if (mfd >= 0)
+				close(mfd);
+			free(b);
+			if (ofd < 0)
+				return;
+		}
 		struct bw_sample_cmp c;
 		int r = bw_sample_compare(ofd, j->fd, &c);
 		close(ofd);
@@ -360,6 +376,12 @@ void *gi_analysis_thread(void *arg)
 		analyse(g, &j);
 		close(j.fd);
 		g->analysis_busy = 0;
+		pthread_mutex_lock(&g->lock);
+		struct gi_tree *t = gi_tree_get(g, j.sid, 0);
+		if (t && t->pending > 0)
+			t->pending--;
+		pthread_cond_broadcast(&g->verdict_cond);
+		pthread_mutex_unlock(&g->lock);
 	}
 	return NULL;
 }

@@ -35,6 +35,8 @@ struct rb_ino {
 	char *link;         /* vault link */
 	char *orig;         /* path before the first touch in the window */
 	char *copy;         /* first copy in the window by the processes */
+	int64_t copy_off;   /* its offset in a segment, -1 for a file of its own */
+	uint64_t copy_len;
 	unsigned mode, uid, gid;
 	int64_t mtime;
 	int touched, created;
@@ -168,6 +170,8 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 			touch(r, e);
 			if (!r->copy && !r->created) {
 				set_str(&r->copy, e->vault);
+				r->copy_off = e->off;
+				r->copy_len = e->size;
 				r->mode = e->mode; r->uid = e->uid; r->gid = e->gid;
 				r->mtime = e->mtime;
 			}
@@ -309,6 +313,25 @@ static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
 		goto done;
+	if (r->copy_off >= 0) {
+		/* packed in a segment: copy_len bytes at copy_off */
+		if ((uint64_t)r->copy_off + r->copy_len > (uint64_t)st.st_size) {
+			errno = EINVAL;
+			goto done;
+		}
+		off_t pos = r->copy_off;
+		uint64_t left = r->copy_len;
+		while (left) {
+			ssize_t w = sendfile(out, in, &pos, left);
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0)
+				goto done;
+			left -= (uint64_t)w;
+		}
+		st.st_size = (off_t)r->copy_len;
+		goto written;
+	}
 	off_t off = 0;
 	while (off < st.st_size) {
 		off_t data = lseek(in, off, SEEK_DATA);
@@ -330,6 +353,7 @@ static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 		}
 		off = hole;
 	}
+written:
 	if (ftruncate(out, st.st_size))
 		goto done;
 	if (fchown(out, r->uid, r->gid) && errno != EPERM)
@@ -595,6 +619,10 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	x.uid = (unsigned)get_int(o, "uid");
 	x.gid = (unsigned)get_int(o, "gid");
 	x.mtime = get_int(o, "mtime");
+	json_t *offv = json_object_get(o, "off");
+	x.off = json_is_integer(offv) ? (int64_t)json_integer_value(offv) : -1;
+	if (x.off < -1 || x.size > (1ULL << 50))
+		goto out;
 	if ((r = get_path(o, "path", &x.path)) || (r = get_path(o, "to", &x.to)) ||
 	    (r = get_path(o, "vault", &x.vault)))
 		goto out;

@@ -99,8 +99,7 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	struct stat st;
 	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0) {
 		/* the content must be kept even if the verdict comes later */
-		int64_t ns;
-		if (gi_vault_copy(g, fd, &st, path, pid, sid, &ns)) {
+		if (gi_vault_copy(g, fd, &st, path, pid, sid, NULL)) {
 			bw_warn("guard: %s", bw_err_msg());
 			bw_err_clear();
 		}
@@ -113,12 +112,62 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	return real;
 }
 
-int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino,
+int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off,
                        char *out, size_t n)
 {
-	int k = snprintf(out, n, "%s/%lld-%llu", g->copies_path, (long long)ns,
-	                 (unsigned long long)ino);
+	int k = off >= 0 ? snprintf(out, n, "%s/%lld.seg", g->copies_path, (long long)ns)
+	                 : snprintf(out, n, "%s/%lld-%llu", g->copies_path, (long long)ns,
+	                            (unsigned long long)ino);
 	return k < 0 || (size_t)k >= n ? BW_ETOOBIG : 0;
+}
+
+#define SEG_MAX (64ULL << 20)
+#define PACK_MAX (1u << 20)
+
+/* Append a small file to the current segment. */
+static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
+                       int64_t *off)
+{
+	if (!g->copybuf && !(g->copybuf = malloc(PACK_MAX)))
+		return BW_ENOMEM;
+	if (g->seg_fd < 0 || g->seg_off + size > SEG_MAX) {
+		if (g->seg_fd >= 0)
+			close(g->seg_fd);
+		g->seg_ns = bw_now_ns();
+		g->seg_off = 0;
+		char name[64];
+		snprintf(name, sizeof name, "%lld.seg", (long long)g->seg_ns);
+		g->seg_fd = openat(g->copies_fd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC,
+		                   0600);
+		if (g->seg_fd < 0)
+			return bw_from_errno(errno);
+		g->copies_n++;
+	}
+	ssize_t n = pread(fd, g->copybuf, size, 0);
+	if (n < 0)
+		return bw_from_errno(errno);
+	if ((uint64_t)n < size)
+		memset(g->copybuf + n, 0, size - (uint64_t)n);
+	int r = 0;
+	uint64_t done = 0;
+	while (done < size) {
+		ssize_t w = pwrite(g->seg_fd, g->copybuf + done, size - done,
+		                   (off_t)(g->seg_off + done));
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0) {
+			r = w < 0 ? bw_from_errno(errno) : BW_EIO;
+			break;
+		}
+		done += (uint64_t)w;
+	}
+	if (r)
+		return r;
+	*ns = g->seg_ns;
+	*off = (int64_t)g->seg_off;
+	g->seg_off += size;
+	g->vault_bytes += size;
+	return 0;
 }
 
 /* Copy data regions only; holes stay holes. */
@@ -159,9 +208,10 @@ static int copy_sparse(int in, int out, uint64_t size)
 }
 
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
-                  const char *path, pid_t pid, pid_t sid, int64_t *ns_out)
+                  const char *path, pid_t pid, pid_t sid, struct gi_inode *in)
 {
 	uint64_t size = (uint64_t)st->st_size;
+	(void)sid;
 	if (size > g->pol.copy_max)
 		return bw_errf(BW_ETOOBIG, "%s: %llu bytes, larger than copy-max",
 		               path, (unsigned long long)size);
@@ -170,31 +220,41 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		if (g->vault_bytes + size > g->pol.vault_budget)
 			return bw_errf(BW_ENOSPC, "%s: the vault budget is used up", path);
 	}
-	int64_t ns = bw_now_ns();
-	char name[64];
-	snprintf(name, sizeof name, "%lld-%llu", (long long)ns,
-	         (unsigned long long)st->st_ino);
-	int out = openat(g->copies_fd, name, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC,
-	                 0600);
-	if (out < 0)
-		return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
-		               strerror(errno));
-	int r = copy_sparse(fd, out, size);
-	struct stat cst;
-	if (!r && fstat(out, &cst) == 0)
-		g->vault_bytes += (uint64_t)cst.st_blocks * 512;
-	close(out);
-	if (r) {
-		unlinkat(g->copies_fd, name, 0);
-		return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
-	}
 	char vp[4300];
-	snprintf(vp, sizeof vp, "%s/%s", g->copies_path, name);
-	gi_journal(g, "copy", pid, path, NULL, st, vp);
-	(void)sid;
+	int64_t ns = 0, off = -1;
+	int r;
+	if (size <= PACK_MAX) {
+		if ((r = copy_packed(g, fd, size, &ns, &off)))
+			return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
+	} else {
+		ns = bw_now_ns();
+		char name[64];
+		snprintf(name, sizeof name, "%lld-%llu", (long long)ns,
+		         (unsigned long long)st->st_ino);
+		int out = openat(g->copies_fd, name,
+		                 O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (out < 0)
+			return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
+			               strerror(errno));
+		r = copy_sparse(fd, out, size);
+		struct stat cst;
+		if (!r && fstat(out, &cst) == 0)
+			g->vault_bytes += (uint64_t)cst.st_blocks * 512;
+		close(out);
+		if (r) {
+			unlinkat(g->copies_fd, name, 0);
+			return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
+		}
+		g->copies_n++;
+	}
+	gi_vault_copy_path(g, ns, st->st_ino, off, vp, sizeof vp);
+	gi_journal_copy(g, pid, path, st, vp, off);
 	g->copies++;
-	g->copies_n++;
-	*ns_out = ns;
+	if (in) {
+		in->copy_ns = ns;
+		in->copy_off = off;
+		in->copy_size = size;
+	}
 	return 0;
 }
 
@@ -213,9 +273,11 @@ void gi_vault_maintain(struct bw_guard *g)
 			continue;
 		long long ns = strtoll(e->d_name, NULL, 10);
 		struct stat st;
-		if (fstatat(g->copies_fd, e->d_name, &st, 0))
+		if (fstatat(g->copies_fd, e->d_name, &st, 0) || ns == g->seg_ns)
 			continue;
-		if (ns < cut) {
+		/* a segment holds copies up to its last write */
+		int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
+		if (mt < cut) {
 			if (!unlinkat(g->copies_fd, e->d_name, 0)) {
 				uint64_t b = (uint64_t)st.st_blocks * 512;
 				g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
@@ -239,7 +301,7 @@ void gi_vault_maintain(struct bw_guard *g)
 				continue;
 			long long ns = strtoll(e->d_name, NULL, 10);
 			struct stat st;
-			if (fstatat(g->copies_fd, e->d_name, &st, 0))
+			if (fstatat(g->copies_fd, e->d_name, &st, 0) || ns == g->seg_ns)
 				continue;
 			if (ns <= lim && !unlinkat(g->copies_fd, e->d_name, 0)) {
 				uint64_t b = (uint64_t)st.st_blocks * 512;
@@ -381,12 +443,9 @@ int gi_preopened_scan(struct bw_guard *g)
 			pid_t sid = bw_proc_info(pid, &pi) ? 0 : pi.sid;
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-			int64_t ns;
 			if (in && !in->copy_ns && st.st_size > 0 &&
-			    gi_vault_copy(g, rfd, &st, path, pid, sid, &ns) == 0) {
-				in->copy_ns = ns;
+			    gi_vault_copy(g, rfd, &st, path, pid, sid, in) == 0) {
 				in->copy_sid = sid;
-				in->copy_size = (uint64_t)st.st_size;
 				n++;
 			}
 			if (in)
