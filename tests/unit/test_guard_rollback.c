@@ -256,6 +256,36 @@ int main(void)
 	CHECK_EQ_INT(bw_guard_rollback(state, &o, &st), 0);
 	CHECK(has(p[0], "alpha"));
 
+	/* a copy packed into a segment: bytes at an offset */
+	char seg[300], ep[300];
+	snprintf(seg, sizeof seg, "%s/6000.seg", copies);
+	snprintf(ep, sizeof ep, "%s/e.txt", data);
+	put(seg, "0123echo-packed-content9999");
+	put(ep, "echo-packed-content");
+	jfd = open(j, O_WRONLY | O_APPEND);
+	now_t = 6000;
+	jline("seen", 0, ep, NULL, NULL, 1);
+	{
+		json_t *o = json_object();
+		json_object_set_new(o, "t", json_integer(now_t++));
+		json_object_set_new(o, "op", json_string("copy"));
+		json_object_set_new(o, "pid", json_integer(A + 2));
+		json_object_set_new(o, "path", json_string(ep));
+		json_object_set_new(o, "ino", json_integer((json_int_t)ino_of(ep)));
+		json_object_set_new(o, "size", json_integer(19));
+		json_object_set_new(o, "mode", json_integer(0100644));
+		json_object_set_new(o, "vault", json_string(seg));
+		json_object_set_new(o, "off", json_integer(4));
+		CHECK(gj_write_line(jfd, o) == 0);
+		json_decref(o);
+	}
+	put(ep, "encrypted, and longer than before");
+	close(jfd);
+	pids[0] = A + 2;
+	o.since_ns = 5500;
+	CHECK_EQ_INT(bw_guard_rollback(state, &o, &st), 0);
+	CHECK(has(ep, "echo-packed-content"));
+
 	/* no journal: a clear error */
 	bw_err_clear();
 	CHECK(bw_guard_rollback("/nonexistent-bw-state", &o, &st) == BW_ENOENT);
