@@ -266,18 +266,18 @@ int main(void)
 	now_t = 6000;
 	jline("seen", 0, ep, NULL, NULL, 1);
 	{
-		json_t *o = json_object();
-		json_object_set_new(o, "t", json_integer(now_t++));
-		json_object_set_new(o, "op", json_string("copy"));
-		json_object_set_new(o, "pid", json_integer(A + 2));
-		json_object_set_new(o, "path", json_string(ep));
-		json_object_set_new(o, "ino", json_integer((json_int_t)ino_of(ep)));
-		json_object_set_new(o, "size", json_integer(19));
-		json_object_set_new(o, "mode", json_integer(0100644));
-		json_object_set_new(o, "vault", json_string(seg));
-		json_object_set_new(o, "off", json_integer(4));
-		CHECK(gj_write_line(jfd, o) == 0);
-		json_decref(o);
+		json_t *jo = json_object();
+		json_object_set_new(jo, "t", json_integer(now_t++));
+		json_object_set_new(jo, "op", json_string("copy"));
+		json_object_set_new(jo, "pid", json_integer(A + 2));
+		json_object_set_new(jo, "path", json_string(ep));
+		json_object_set_new(jo, "ino", json_integer((json_int_t)ino_of(ep)));
+		json_object_set_new(jo, "size", json_integer(19));
+		json_object_set_new(jo, "mode", json_integer(0100644));
+		json_object_set_new(jo, "vault", json_string(seg));
+		json_object_set_new(jo, "off", json_integer(4));
+		CHECK(gj_write_line(jfd, jo) == 0);
+		json_decref(jo);
 	}
 	put(ep, "encrypted, and longer than before");
 	close(jfd);
