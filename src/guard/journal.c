@@ -12,6 +12,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,4 +138,19 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
 	if (gj_write_line(g->journal_fd, o))
 		bw_warn("guard: journal write failed: %s", strerror(errno));
 	json_decref(o);
+}
+
+int gj_open_append(const char *path)
+{
+	int fd = open(path, O_RDWR | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -1;
+	/* a writer killed mid-line left a torn line: start on a new one, or
+	 * the next line would be glued to it and lost */
+	struct stat st;
+	char c;
+	if (!fstat(fd, &st) && st.st_size > 0 && pread(fd, &c, 1, st.st_size - 1) == 1 &&
+	    c != '\n' && bw_write_full(fd, "\n", 1))
+		bw_err_clear();
+	return fd;
 }

@@ -10,6 +10,8 @@
 int gj_utf8_ok(const char *s);
 /* key = path if UTF-8, else key_hex = hex of the bytes */
 void gj_set_path(json_t *o, const char *key, const char *path);
+/* Open a JSON-lines file for appending, ending a torn last line first. */
+int gj_open_append(const char *path);
 /* json + "\n" in one write(2) */
 int gj_write_line(int fd, json_t *o);
 

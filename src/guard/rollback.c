@@ -490,7 +490,7 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 	if (!o->dry_run) {
 		char jp[4200];
 		snprintf(jp, sizeof jp, "%s/journal.jsonl", state_dir);
-		jfd = open(jp, O_WRONLY | O_APPEND | O_CLOEXEC);
+		jfd = gj_open_append(jp);
 	}
 	/* 1. what they created, and the new names of what they touched */
 	for (size_t i = 0; i < b.cap; i++) {

@@ -16,6 +16,7 @@
  * The journal says which path each copy belonged to. */
 #include "guard_int.h"
 #include "analyze.h"
+#include "journal.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -39,12 +40,12 @@ int gi_vault_open(struct bw_guard *g)
 		               g->copies_path, strerror(errno));
 	g->copies_fd = open(g->copies_path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	snprintf(p, sizeof p, "%s/journal.jsonl", g->pol.state_dir);
-	g->journal_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	g->journal_fd = gj_open_append(p);
 	if (g->pol.alert_log[0])
 		snprintf(p, sizeof p, "%s", g->pol.alert_log);
 	else
 		snprintf(p, sizeof p, "%s/alerts.jsonl", g->pol.state_dir);
-	g->alert_fd = open(p, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	g->alert_fd = gj_open_append(p);
 	if (g->copies_fd < 0 || g->journal_fd < 0 || g->alert_fd < 0)
 		return bw_errf(BW_EIO, "guard: cannot open the vault in %s: %s",
 		               g->pol.state_dir, strerror(errno));
