@@ -308,9 +308,11 @@ static int cmd_status(int argc, char **argv)
 	json_t *x;
 	json_array_foreach(json_object_get(s, "protected"), i, x)
 		printf("protected:  %s\n", json_string_value(x));
-	printf("vault:      %lld copies, %s of %s; %lld files known\n",
+	printf("vault:      %lld copy files, %s of %s; %lld files held open against "
+	       "deletion%s\n",
 	       (long long)json_integer_value(json_object_get(v, "copies")), used, budget,
-	       (long long)json_integer_value(json_object_get(v, "files_known")));
+	       (long long)json_integer_value(json_object_get(v, "files_held")),
+	       json_integer_value(json_object_get(v, "files_unheld")) ? " (some over the limit)" : "");
 	printf("events:     %lld (%lld allowed, %lld denied), %lld copies made, "
 	       "%lld queue overflows\n",
 	       (long long)json_integer_value(json_object_get(cn, "events")),

@@ -4,7 +4,7 @@
  * - the permission group (FAN_CLASS_PRE_CONTENT, a mount mark) gets
  *   FAN_OPEN_PERM and FAN_PRE_ACCESS before opens and before every read,
  *   write, truncate, fallocate, mmap and io_uring write, plus
- *   FAN_CLOSE_WRITE.  This thread links new files into the vault, copies
+ *   FAN_CLOSE_WRITE.  This thread holds a descriptor on new files, copies
  *   a file's old content before its first write, and denies writes of a
  *   condemned tree.  It never waits for the other threads.
  * - the name group (notification, FID-based, a file system mark) reports

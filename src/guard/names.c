@@ -346,7 +346,7 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 		}
 	} else if (j->copy_ns == 0) {
 		/* a new (or empty) file: ciphertext of no known format? */
-		if (bw_new_file_ciphertext_like(j->fd))
+		if (bw_new_file_ciphertext_like(j->fd) == 1)
 			gi_score_add(g, j->tgid, sid, "cipher_new", 0, path);
 	}
 }

@@ -1,7 +1,7 @@
 /* Rollback: replay the vault journal and undo what a set of processes did
  * in a time window.
  *
- * The replay keeps, for each inode, its current path and vault link;
+ * The replay keeps, for each inode, its current path;
  * within the window, every inode the processes changed (copied before a
  * write, renamed, deleted or renamed over) is "touched" and remembers its
  * path just before the first touch and the first copy taken in the
@@ -9,8 +9,8 @@
  *   1. names the processes created, and the new names of touched files
  *      (x.docx.locked), are removed;
  *   2. each touched file is put back at its old path from its first copy
- *      (content before the first write) or, if it was never written, from
- *      its vault link (same inode, so metadata comes back too);
+ *      (content before the first write, or before its delete) or, if only
+ *      its name changed, by renaming it back (same inode and metadata);
  *   3. directories they created and left empty are removed.
  * Every write goes to a temporary name in the target directory and is
  * renamed into place, so a rollback that is interrupted leaves either the
@@ -32,7 +32,7 @@
 struct rb_ino {
 	uint64_t ino;       /* 0 = free */
 	char *cur;          /* current path, NULL if deleted */
-	char *link;         /* vault link */
+	char *link;         /* vault link (journals of format v0) */
 	char *orig;         /* path before the first touch in the window */
 	char *copy;         /* first copy in the window by the processes */
 	int64_t copy_off;   /* its offset in a segment, -1 for a file of its own */

@@ -491,7 +491,8 @@ void gi_state_write(struct bw_guard *g)
 	json_object_set_new(v, "copies", json_integer((json_int_t)g->copies_n));
 	json_object_set_new(v, "copy_bytes", json_integer((json_int_t)g->vault_bytes));
 	json_object_set_new(v, "budget_bytes", json_integer((json_int_t)g->pol.vault_budget));
-	json_object_set_new(v, "links_made", json_integer((json_int_t)g->links));
+	json_object_set_new(v, "files_held", json_integer((json_int_t)g->nheld));
+	json_object_set_new(v, "files_unheld", json_integer((json_int_t)g->unheld));
 	json_object_set_new(v, "files_known", json_integer((json_int_t)g->inode_n));
 	json_object_set_new(o, "vault", v);
 	json_t *c = json_object();

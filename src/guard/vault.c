@@ -107,7 +107,7 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0)
-		real = !bw_new_file_ciphertext_like(fd);
+		real = bw_new_file_ciphertext_like(fd) == 0;
 	if (fd >= 0)
 		close(fd);
 	return real;
@@ -259,8 +259,7 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 	return 0;
 }
 
-/* Drop copies past their expiry, then the oldest while over budget, and
- * links whose file is gone (only the vault's name is left) past expiry. */
+/* Drop copies past their expiry, then the oldest while over budget. */
 void gi_vault_maintain(struct bw_guard *g)
 {
 	int64_t now = bw_now_ns(), cut = now - g->pol.expiry_ns;
