@@ -761,10 +761,24 @@ static void place_canaries(struct bw_guard *g)
 		/* known by inode: a copy of it elsewhere is not a canary; one
 		 * restored by a rollback is a new inode, taken in here again */
 		struct stat st;
-		if (!lstat(p, &st) && S_ISREG(st.st_mode)) {
-			g->canary_ino[i] = st.st_ino;
-			g->canary_dev[i] = st.st_dev;
+		if (lstat(p, &st) || !S_ISREG(st.st_mode) ||
+		    st.st_size != (off_t)(64 * (sizeof text - 1))) {
+			g->canary_ino[i] = 0;
+			continue;
 		}
+		if (g->canary_ino[i] == st.st_ino)
+			continue;
+		/* only our own text: whatever else lies at that name is not one */
+		char buf[sizeof text - 1];
+		int ok = 1;
+		int rfd = open(p, O_RDONLY | O_CLOEXEC | O_NOATIME);
+		for (int k = 0; ok && rfd >= 0 && k < 64; k++)
+			ok = pread(rfd, buf, sizeof buf, (off_t)(k * sizeof buf)) == (ssize_t)sizeof buf &&
+			     !memcmp(buf, text, sizeof buf);
+		if (rfd >= 0)
+			close(rfd);
+		g->canary_ino[i] = ok && rfd >= 0 ? st.st_ino : 0;
+		g->canary_dev[i] = st.st_dev;
 	}
 }
 

@@ -52,6 +52,9 @@ struct gi_tree {
 	int64_t first_ns, last_ns, first_bad_ns;
 	double score;
 	int damaged, cipher_new, deleted_read, renamed_ext, notes, canary;
+	int pairs;            /* ciphertext-like new files matched to lost originals */
+	struct gi_half { uint64_t size; char base[64]; } half_cipher[8], half_lost[8];
+	int nhalf_cipher, nhalf_lost;
 	int wiped;
 	int frozen, condemned;
 	int64_t done_ns;      /* handled: late evidence is ignored for a while */
@@ -154,7 +157,7 @@ int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
  * descriptor and let go; returns 1 if its content was real (not already
  * ciphertext or an archive).  Lock not held. */
 int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
-                     pid_t pid, pid_t sid, int copy);
+                     pid_t pid, pid_t sid, int copy, uint64_t *size);
 /* Copy a file's content to the vault before it changes (lock held).
  * Small files are appended to the current segment (one file creation per
  * 64 MiB instead of one per copy: ext4's inode allocator is the cost);
@@ -177,8 +180,10 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
 
 /* score.c */
 struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);
+/* Count an indicator for a tree; for "cipher_new" and "lost", size is
+ * the file's size (they count only in matching pairs). */
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid,
-                  const char *what, double pts, const char *path);
+                  const char *what, double size, const char *path);
 int gi_tree_condemned(struct bw_guard *g, pid_t sid);
 /* 1 if the tree has some evidence against it but no verdict yet */
 int gi_tree_suspect(struct bw_guard *g, pid_t sid);

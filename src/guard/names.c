@@ -189,8 +189,9 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			gi_path_set(g, to, mnt->dev, moved);
 		pthread_mutex_unlock(&g->lock);
 		int real = 0;
+		uint64_t vsize = 0;
 		if (!isdir && victim && victim != moved)
-			real = gi_vault_release(g, victim, to, tgid, sid, untrusted);
+			real = gi_vault_release(g, victim, to, tgid, sid, untrusted, &vsize);
 		if (tgid == g->self)
 			return;
 		gi_journal(g, isdir ? "rename_dir" : "rename", tgid, path, to, stp, NULL);
@@ -206,7 +207,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (ext_changed(path, to))
 			gi_score_add(g, tgid, sid, "ext", 0, to);
 		if (real)
-			gi_score_add(g, tgid, sid, "lost", 0, to);
+			gi_score_add(g, tgid, sid, "lost", (double)vsize, to);
 		return;
 	}
 	if (!dir || handle_dir_path(mnt, dir, name, path, sizeof path) ||
@@ -233,7 +234,8 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		pthread_mutex_unlock(&g->lock);
 		if (stp && !isdir)
 			ino = stp->st_ino;
-		int real = ino ? gi_vault_release(g, ino, path, tgid, sid, untrusted) : 0;
+		uint64_t dsize = 0;
+		int real = ino ? gi_vault_release(g, ino, path, tgid, sid, untrusted, &dsize) : 0;
 		if (tgid == g->self)
 			return;
 		struct stat dst;
@@ -249,7 +251,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			gi_score_add(g, tgid, sid, "canary", 0, path);
 		}
 		else if (real)
-			gi_score_add(g, tgid, sid, "lost", 0, path);
+			gi_score_add(g, tgid, sid, "lost", (double)dsize, path);
 	}
 }
 
@@ -347,7 +349,11 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 	} else if (j->copy_ns == 0) {
 		/* a new (or empty) file: ciphertext of no known format? */
 		if (bw_new_file_ciphertext_like(j->fd) == 1)
-			gi_score_add(g, j->tgid, sid, "cipher_new", 0, path);
+		{
+			struct stat nst;
+			double sz = fstat(j->fd, &nst) ? 0 : (double)nst.st_size;
+			gi_score_add(g, j->tgid, sid, "cipher_new", sz, path);
+		}
 	}
 }
 

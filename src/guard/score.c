@@ -5,7 +5,9 @@
  * of indicator alone cannot reach the threshold except by repetition on
  * several files:
  *   content = files encrypted in place
- *           + min(new ciphertext-like files, originals deleted/replaced)
+ *           + pairs of (new ciphertext-like file, original deleted or
+ *             replaced) that belong together: sizes within 1/8 (+4 KiB)
+ *             or the new name starting with the old one
  *   score   = 1.2 content + 1.0 wiped + 1.5 if a canary was touched
  *           + (content or wiped ? 0.3 renames-with-new-extension (max 6)
  *                                + 0.8 ransom note + 0.2 per further dir
@@ -105,8 +107,7 @@ int gi_tree_suspect(struct bw_guard *g, pid_t sid)
 
 static double tree_score(const struct gi_tree *t)
 {
-	int content = t->damaged + (t->cipher_new < t->deleted_read ? t->cipher_new
-	                                                             : t->deleted_read);
+	int content = t->damaged + t->pairs;
 	/* a canary counts once: touching several (rm -rf, rsync --delete of
 	 * a protected root) is still one kind of evidence */
 	double s = 1.2 * content + 1.0 * t->wiped + (t->canary ? 1.5 : 0);
@@ -309,6 +310,7 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	json_object_set_new(ind, "encrypted_in_place", json_integer(snap.damaged));
 	json_object_set_new(ind, "new_ciphertext_files", json_integer(snap.cipher_new));
 	json_object_set_new(ind, "originals_deleted_or_replaced", json_integer(snap.deleted_read));
+	json_object_set_new(ind, "ciphertext_replacing_originals", json_integer(snap.pairs));
 	json_object_set_new(ind, "renamed_new_extension", json_integer(snap.renamed_ext));
 	json_object_set_new(ind, "ransom_notes", json_integer(snap.notes));
 	json_object_set_new(ind, "canaries", json_integer(snap.canary));
@@ -368,10 +370,53 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	bw_pidset_release(&mem);
 }
 
+static void base_of(const char *path, char out[64])
+{
+	const char *b = path ? strrchr(path, '/') : NULL;
+	b = b ? b + 1 : (path ? path : "");
+	snprintf(out, 64, "%s", b);
+}
+
+/* Do a ciphertext-like new file and a lost original belong together?
+ * Encryption keeps the size (give or take a header) and ransomware keeps
+ * the name as a prefix (x.docx -> x.docx.locked); a rename over the
+ * original from a temporary name keeps the size. */
+static int halves_match(const struct gi_half *c, const struct gi_half *l)
+{
+	uint64_t a = c->size, b = l->size, d = a > b ? a - b : b - a;
+	uint64_t tol = 4096 + (a > b ? a : b) / 8;
+	size_t n = strlen(l->base);
+	return d <= tol || (n >= 3 && !strncmp(c->base, l->base, n));
+}
+
+/* Record one half of a (ciphertext, lost original) pair; a match with a
+ * waiting other half makes a pair.  Lock held. */
+static void pair_half(struct gi_tree *t, int cipher, double size, const char *path)
+{
+	struct gi_half h;
+	h.size = size > 0 ? (uint64_t)size : 0;
+	base_of(path, h.base);
+	struct gi_half *other = cipher ? t->half_lost : t->half_cipher;
+	int *nother = cipher ? &t->nhalf_lost : &t->nhalf_cipher;
+	for (int i = 0; i < *nother; i++) {
+		int m = cipher ? halves_match(&h, &other[i]) : halves_match(&other[i], &h);
+		if (m) {
+			other[i] = other[--*nother];
+			t->pairs++;
+			return;
+		}
+	}
+	struct gi_half *mine = cipher ? t->half_cipher : t->half_lost;
+	int *nmine = cipher ? &t->nhalf_cipher : &t->nhalf_lost;
+	if (*nmine < 8)
+		mine[(*nmine)++] = h;
+	else
+		mine[bw_now_ns() % 8] = h; /* keep the ring fresh */
+}
+
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
                   double pts, const char *path)
 {
-	(void)pts;
 	if (!sid)
 		return;
 	pthread_mutex_lock(&g->lock);
@@ -392,8 +437,8 @@ void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
 	int64_t now = bw_now_ns();
 	t->last_ns = now;
 	if (!strcmp(what, "damaged")) t->damaged++;
-	else if (!strcmp(what, "cipher_new")) t->cipher_new++;
-	else if (!strcmp(what, "lost")) t->deleted_read++;
+	else if (!strcmp(what, "cipher_new")) { t->cipher_new++; pair_half(t, 1, pts, path); }
+	else if (!strcmp(what, "lost")) { t->deleted_read++; pair_half(t, 0, pts, path); }
 	else if (!strcmp(what, "ext")) t->renamed_ext++;
 	else if (!strcmp(what, "note")) t->notes++;
 	else if (!strcmp(what, "canary")) t->canary++;
@@ -410,6 +455,13 @@ void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
 		t->condemned = 1; /* from now on its writes are denied */
 	}
 	double score = t->score;
+	if (respond && g->pol.mode == BW_GUARD_ENFORCE) {
+		/* stop the known actors now; the responder then freezes the rest
+		 * of the tree, which takes a /proc walk */
+		for (size_t i = 0; i < t->members.n; i++)
+			if (t->members.v[i] != g->self)
+				kill(t->members.v[i], SIGSTOP);
+	}
 	pthread_mutex_unlock(&g->lock);
 	if (!respond)
 		return;

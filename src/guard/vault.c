@@ -83,8 +83,9 @@ int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
 }
 
 int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
-                     pid_t pid, pid_t sid, int copy)
+                     pid_t pid, pid_t sid, int copy, uint64_t *size)
 {
+	*size = 0;
 	pthread_mutex_lock(&g->lock);
 	struct gi_inode *in = gi_inode_get(g, ino, 0);
 	int fd = in && in->hold ? in->hold - 1 : -1;
@@ -106,8 +107,10 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
-	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0)
+	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0) {
 		real = bw_new_file_ciphertext_like(fd) == 0;
+		*size = (uint64_t)st.st_size;
+	}
 	if (fd >= 0)
 		close(fd);
 	return real;

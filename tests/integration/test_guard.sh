@@ -82,10 +82,13 @@ verify_corpus() { # label
 	return 0
 }
 
-VARIANTS=${GUARD_VARIANTS:-"inplace newdelete renameover renamethenenc encthenrename otrunc truncate header stripes16 nofm percent mmap odirect b64"}
+VARIANTS=${GUARD_VARIANTS:-"inplace newdelete renameover renamethenenc encthenrename otrunc truncate punchhole header stripes16 nofm percent mmap odirect iouring b64"}
+# each variant once, with the modifiers spread over them
 declare -A MODS=( [newdelete]="--note --ext random" [renameover]="--delete-backups-first" \
 	[inplace]="--workers 4 --mode fork" [header]="--workers 3 --mode threads" \
-	[percent]="--workers 2 --mode pool" [stripes16]="--mode execrelay" )
+	[percent]="--workers 2 --mode pool" [stripes16]="--mode execrelay" \
+	[encthenrename]="--script" [otrunc]="--delay-ms 300" [mmap]="--ext none" \
+	[nofm]="--order size" [b64]="--order reverse" [odirect]="--order bfs" )
 for v in $VARIANTS; do
 	before=$(alerts)
 	log=$T/ransim-$v.log
@@ -191,6 +194,25 @@ if [[ " $VARIANTS " == *" inplace "* ]]; then
 	for _ in $(seq 100); do [ "$(alerts)" -gt "$before" ] && break; sleep 0.1; done
 	[ "$(alerts)" -gt "$before" ] || fail "the restarted guard did not stop the emulator"
 	verify_corpus "after restart" && echo "after restart: stopped, all files intact"
+fi
+
+# ---- files opened before the guard started ---------------------------------
+kill "$GUARD_PID"; wait "$GUARD_PID" 2>/dev/null; GUARD_PID=
+setsid "$RANSIM" attack "$DATA" --variant inplace --preopen --preopen-wait-ms 20000 \
+	--max-files 20 --log "$T/ransim-pre.log" --quiet >"$T/ransim-pre.out" 2>&1 &
+RPID=$!
+for _ in $(seq 100); do grep -q "preopened" "$T/ransim-pre.out" && break; sleep 0.1; done
+before=$(alerts)
+start_guard
+sleep 0.5
+kill -USR1 "$RPID" 2>/dev/null
+wait "$RPID" 2>/dev/null
+for _ in $(seq 100); do [ "$(alerts)" -gt "$before" ] && break; sleep 0.1; done
+if [ "$(alerts)" -gt "$before" ]; then
+	verify_corpus "preopened" && echo "files opened before the guard started: stopped, all files intact"
+else
+	fail "files opened before the guard started: no alert"
+	"$BW" guard rollback --state-dir "$T/state" --since 30s >/dev/null 2>&1
 fi
 
 kill "$GUARD_PID"; wait "$GUARD_PID" 2>/dev/null; GUARD_PID=
