@@ -153,11 +153,21 @@ static int who(struct bw_guard *g, pid_t tid, pid_t *tgid, pid_t *sid,
 {
 	char lp[64];
 	struct stat est;
+	struct tcache *c = &tcache[(unsigned)tid % SELF_CACHE];
+	int64_t now = bw_now_ns();
+	/* untrusted and seen within a second: no look at /proc at all (an
+	 * exec into a trusted program is noticed a second late, which only
+	 * costs it a copy); trusted ones are re-checked on every event, so
+	 * an exec out of a trusted program is seen at once */
+	if (c->tid == tid && !c->trusted && now - c->t < 1000000000LL) {
+		*tgid = c->tgid;
+		*sid = c->sid;
+		*trusted = 0;
+		return 0;
+	}
 	snprintf(lp, sizeof lp, "/proc/%d/exe", (int)tid);
 	if (stat(lp, &est))
 		memset(&est, 0, sizeof est);
-	struct tcache *c = &tcache[(unsigned)tid % SELF_CACHE];
-	int64_t now = bw_now_ns();
 	/* a thread that is gone (its close came after its exit) keeps what
 	 * was known of it */
 	if (c->tid == tid && ((c->exe_dev == est.st_dev && c->exe_ino == est.st_ino &&
@@ -203,18 +213,19 @@ int gi_trusted(struct bw_guard *g, pid_t tgid)
 }
 
 /* Does the fd number fdno of thread tid refer to inode ino? */
-static int fd_is_inode(pid_t tid, unsigned long fdno, const struct stat *st)
+static int fd_is_inode(pid_t tid, unsigned long fdno, int evfd)
 {
 	char lp[64];
-	struct stat fst;
+	struct stat fst, st;
 	snprintf(lp, sizeof lp, "/proc/%d/fd/%lu", (int)tid, fdno);
-	return !stat(lp, &fst) && fst.st_ino == st->st_ino && fst.st_dev == st->st_dev;
+	return fstat(evfd, &st) || (!stat(lp, &fst) && fst.st_ino == st.st_ino &&
+	                            fst.st_dev == st.st_dev);
 }
 
 /* Is the thread's blocked system call a write to this file (1), or a
  * read (0)?  Unknown calls count as writes: a copy too many costs
  * time, a copy too few costs a file. */
-static int access_is_write(pid_t tid, const struct stat *st)
+static int access_is_write(pid_t tid, int evfd)
 {
 	long nr;
 	unsigned long a[6];
@@ -227,11 +238,11 @@ static int access_is_write(pid_t tid, const struct stat *st)
 	case SYS_mmap:
 		return (a[2] & PROT_WRITE) && (a[3] & MAP_SHARED);
 	case SYS_sendfile:     /* sendfile(out, in, ...) */
-		return fd_is_inode(tid, a[0], st);
+		return fd_is_inode(tid, a[0], evfd);
 	case SYS_copy_file_range: /* (in, off_in, out, off_out, ...) */
-		return fd_is_inode(tid, a[2], st);
+		return fd_is_inode(tid, a[2], evfd);
 	case SYS_splice:       /* (in, off_in, out, off_out, ...) */
-		return fd_is_inode(tid, a[2], st);
+		return fd_is_inode(tid, a[2], evfd);
 	default:
 		return 1;
 	}
@@ -384,6 +395,13 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		return;
 	}
 	who(g, tid, &tgid, &sid, &trusted);
+	if ((m->mask & FAN_PRE_ACCESS) && !(m->mask & FAN_OPEN_PERM) &&
+	    (tgid == g->self || trusted || !access_is_write(tid, fd))) {
+		/* reads, and everything the guard and trusted programs do */
+		respond(g, fd, FAN_ALLOW);
+		close(fd);
+		return;
+	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		if (perm)
 			respond(g, fd, FAN_ALLOW);
@@ -466,6 +484,11 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		    in->copy_sid != sid) {
 			if (gi_vault_copy(g, fd, &st, path, tgid, sid, in) == 0) {
 				in->copy_sid = sid;
+				/* the episode's writes need no further event */
+				if (in->writers > 0 && !in->write_ignored) {
+					ignore_writes(g, fd, 1);
+					in->write_ignored = 1;
+				}
 			} else {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
@@ -475,11 +498,6 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		if (wr && gi_tree_condemned(g, sid))
 			resp = FAN_DENY;
 	} else if (m->mask & FAN_PRE_ACCESS) {
-		if (!access_is_write(tid, &st)) {
-			respond(g, fd, FAN_ALLOW);
-			close(fd);
-			return;
-		}
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
 		int first = in && in->copy_sid != sid;

@@ -317,24 +317,44 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 		int ofd = open(cp, O_RDONLY | O_CLOEXEC);
 		if (ofd < 0)
 			return;
-		if (j->copy_off >= 0) {
-			/* a packed copy: its bytes as a file of their own */
-			int mfd = memfd_create("bw-old", MFD_CLOEXEC);
-			uint8_t *b = malloc(j->copy_size ? j->copy_size : 1);
-			ssize_t n = b && mfd >= 0 ? pread(ofd, b, j->copy_size, j->copy_off) : -1;
-			close(ofd);
-			ofd = -1;
-			if (n == (ssize_t)j->copy_size && bw_write_full(mfd, b, (size_t)n) == 0)
-				ofd = mfd;
-			else if (mfd >= 0)
-				close(mfd);
-			free(b);
-			if (ofd < 0)
-				return;
-		}
 		struct bw_sample_cmp c;
-		int r = bw_sample_compare(ofd, j->fd, &c);
-		close(ofd);
+		int r;
+		if (j->copy_off >= 0) {
+			/* a packed copy (at most 1 MiB): compared in memory */
+			uint8_t *ob = malloc(j->copy_size ? j->copy_size : 1);
+			struct stat nst;
+			uint8_t *nb = NULL;
+			ssize_t on = ob ? pread(ofd, ob, j->copy_size, j->copy_off) : -1;
+			close(ofd);
+			r = BW_EIO;
+			if (on == (ssize_t)j->copy_size && !fstat(j->fd, &nst) &&
+			    nst.st_size <= (off_t)(2 * j->copy_size + (1 << 20))) {
+				nb = malloc(nst.st_size ? (size_t)nst.st_size : 1);
+				ssize_t nn = nb ? pread(j->fd, nb, (size_t)nst.st_size, 0) : -1;
+				if (nn >= 0)
+					r = bw_sample_compare_mem(ob, (size_t)on, nb, (size_t)nn, &c);
+			}
+			free(ob);
+			free(nb);
+			if (r == BW_EIO) {
+				/* the new file grew large: compare it from its descriptor */
+				int mfd = memfd_create("bw-old", MFD_CLOEXEC);
+				ofd = open(cp, O_RDONLY | O_CLOEXEC);
+				uint8_t *b = malloc(j->copy_size ? j->copy_size : 1);
+				ssize_t n = b && mfd >= 0 && ofd >= 0
+				          ? pread(ofd, b, j->copy_size, j->copy_off) : -1;
+				if (ofd >= 0)
+					close(ofd);
+				if (n == (ssize_t)j->copy_size && bw_write_full(mfd, b, (size_t)n) == 0)
+					r = bw_sample_compare(mfd, j->fd, &c);
+				if (mfd >= 0)
+					close(mfd);
+				free(b);
+			}
+		} else {
+			r = bw_sample_compare(ofd, j->fd, &c);
+			close(ofd);
+		}
 		if (r)
 			return;
 		if (c.suspicious) {

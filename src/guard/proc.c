@@ -118,12 +118,30 @@ int bw_proc_cmdline(pid_t pid, char *out, size_t n)
 
 int bw_proc_syscall(pid_t tid, long *nr, unsigned long args[6])
 {
+	/* the permission thread asks this for most events, often of the same
+	 * thread: keep its file open and re-read it */
+	static __thread pid_t ctid;
+	static __thread int cfd = -1;
 	char path[64], buf[256];
-	snprintf(path, sizeof path, "/proc/%d/syscall", (int)tid);
 	*nr = -1;
 	memset(args, 0, 6 * sizeof *args);
-	if (read_small(path, buf, sizeof buf) <= 0)
+	if (ctid != tid || cfd < 0) {
+		if (cfd >= 0)
+			close(cfd);
+		snprintf(path, sizeof path, "/proc/%d/syscall", (int)tid);
+		cfd = open(path, O_RDONLY | O_CLOEXEC);
+		ctid = cfd >= 0 ? tid : 0;
+		if (cfd < 0)
+			return BW_ENOENT;
+	}
+	ssize_t k = pread(cfd, buf, sizeof buf - 1, 0);
+	if (k <= 0) {
+		close(cfd);
+		cfd = -1;
+		ctid = 0;
 		return BW_ENOENT;
+	}
+	buf[k] = 0;
 	if (!strncmp(buf, "running", 7))
 		return 0;
 	char *p = buf, *end;
