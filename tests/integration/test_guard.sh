@@ -23,7 +23,8 @@ FAILED=0
 command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null || skip "no losetup/mkfs.ext4"
 [ -x "$RANSIM" ] || skip "no emulator at $RANSIM"
 
-T=$(mktemp -d /tmp/bw-guard-test.XXXXXX)
+mkdir -p /tmp/bw-guard-tests
+T=$(mktemp -d /tmp/bw-guard-tests/test.XXXXXX)
 MNT=$T/mnt
 GUARD_PID=
 cleanup() {

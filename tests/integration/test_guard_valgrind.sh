@@ -15,7 +15,8 @@ command -v valgrind >/dev/null || skip "valgrind not installed"
 [ "$(id -u)" -eq 0 ] || skip "needs root"
 command -v losetup >/dev/null && command -v mkfs.ext4 >/dev/null || skip "no losetup/mkfs.ext4"
 
-T=$(mktemp -d /tmp/bw-guard-vg.XXXXXX)
+mkdir -p /tmp/bw-guard-tests
+T=$(mktemp -d /tmp/bw-guard-tests/vg.XXXXXX)
 MNT=$T/mnt
 VG=
 cleanup() {
