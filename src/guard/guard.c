@@ -341,13 +341,7 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
  * has written ciphertext-like new files, the pattern that needs them. */
 static void wait_for_verdicts(struct bw_guard *g, pid_t sid)
 {
-	struct timespec until;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_nsec += 100 * 1000 * 1000;
-	if (until.tv_nsec >= 1000000000) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000;
-	}
+	struct timespec until = gi_deadline(100);
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
 		struct gi_tree *t = gi_tree_get(g, sid, 0);

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 /* fanotify bits newer than Debian 12's kernel headers (Linux 6.14+). */
 #ifndef FAN_PRE_ACCESS
@@ -138,6 +139,20 @@ struct gi_job {
 	uint64_t ino;
 	dev_t dev;
 };
+
+/* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait */
+static inline struct timespec gi_deadline(long ms)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
 
 /* inode table (lock held) */
 struct gi_inode *gi_inode_get(struct bw_guard *g, uint64_t ino, int create);

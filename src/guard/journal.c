@@ -76,13 +76,13 @@ int gj_write_line(int fd, json_t *o)
 	return r;
 }
 
-void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
-                const char *path, const char *to, const struct stat *st,
-                const char *vault)
+static json_t *entry(struct bw_guard *g, const char *op, pid_t pid,
+                     const char *path, const char *to, const struct stat *st,
+                     const char *vault)
 {
 	json_t *o = json_object();
 	if (!o)
-		return;
+		return NULL;
 	json_object_set_new(o, "t", json_integer(bw_now_ns()));
 	json_object_set_new(o, "op", json_string(op));
 	json_object_set_new(o, "pid", json_integer(pid));
@@ -102,42 +102,33 @@ void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
 		                                 st->st_mtim.tv_nsec));
 	}
 	gj_set_path(o, "vault", vault);
+	return o;
+}
+
+static void put(struct bw_guard *g, json_t *o)
+{
+	if (!o)
+		return;
 	if (gj_write_line(g->journal_fd, o))
 		bw_warn("guard: journal write failed: %s", strerror(errno));
 	json_decref(o);
 }
 
+void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
+                const char *path, const char *to, const struct stat *st,
+                const char *vault)
+{
+	put(g, entry(g, op, pid, path, to, st, vault));
+}
+
 void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
                      const struct stat *st, const char *vault, int64_t off)
 {
-	if (off < 0) {
-		gi_journal(g, "copy", pid, path, NULL, st, vault);
-		return;
-	}
-	/* packed: the same line with where in the segment the bytes are */
-	json_t *o = json_object();
-	if (!o)
-		return;
-	json_object_set_new(o, "t", json_integer(bw_now_ns()));
-	json_object_set_new(o, "op", json_string("copy"));
-	json_object_set_new(o, "pid", json_integer(pid));
-	if (pid > 0)
-		json_object_set_new(o, "sid", json_integer(gi_sid_of(g, pid)));
-	gj_set_path(o, "path", path);
-	json_object_set_new(o, "ino", json_integer((json_int_t)st->st_ino));
-	json_object_set_new(o, "dev", json_integer((json_int_t)st->st_dev));
-	json_object_set_new(o, "size", json_integer(st->st_size));
-	json_object_set_new(o, "mode", json_integer(st->st_mode));
-	json_object_set_new(o, "uid", json_integer(st->st_uid));
-	json_object_set_new(o, "gid", json_integer(st->st_gid));
-	json_object_set_new(o, "mtime",
-	                    json_integer((json_int_t)st->st_mtim.tv_sec * 1000000000 +
-	                                 st->st_mtim.tv_nsec));
-	gj_set_path(o, "vault", vault);
-	json_object_set_new(o, "off", json_integer(off));
-	if (gj_write_line(g->journal_fd, o))
-		bw_warn("guard: journal write failed: %s", strerror(errno));
-	json_decref(o);
+	json_t *o = entry(g, "copy", pid, path, NULL, st, vault);
+	/* packed: where in the segment the bytes are */
+	if (o && off >= 0)
+		json_object_set_new(o, "off", json_integer(off));
+	put(g, o);
 }
 
 int gj_open_append(const char *path)

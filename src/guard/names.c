@@ -383,13 +383,7 @@ void *gi_analysis_thread(void *arg)
 	for (;;) {
 		pthread_mutex_lock(&g->qlock);
 		while (g->qhead == g->qtail && !*g->stop) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts = gi_deadline(200);
 			pthread_cond_timedwait(&g->qcond, &g->qlock, &ts);
 		}
 		if (g->qhead == g->qtail) {

@@ -217,13 +217,7 @@ void *gi_responder_thread(void *arg)
 	pthread_mutex_lock(&g->lock);
 	while (!*g->stop || g->resp_n) {
 		if (!g->resp_n) {
-			struct timespec ts;
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 200 * 1000 * 1000;
-			if (ts.tv_nsec >= 1000000000) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000;
-			}
+			struct timespec ts = gi_deadline(200);
 			pthread_cond_timedwait(&g->resp_cond, &g->lock, &ts);
 			continue;
 		}

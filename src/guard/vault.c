@@ -263,14 +263,16 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 }
 
 /* Drop copies past their expiry, then the oldest while over budget. */
-void gi_vault_maintain(struct bw_guard *g)
+/* Drop the copies last written before mtime_cut or named (created)
+ * before ns_cut; never the segment being written.  Returns the oldest
+ * creation time kept (INT64_MAX if none). */
+static int64_t sweep(struct bw_guard *g, int64_t mtime_cut, int64_t ns_cut)
 {
-	int64_t now = bw_now_ns(), cut = now - g->pol.expiry_ns;
+	int64_t oldest_kept = INT64_MAX;
 	DIR *d = fdopendir(dup(g->copies_fd));
 	if (!d)
-		return;
+		return oldest_kept;
 	struct dirent *e;
-	int64_t oldest_kept = INT64_MAX;
 	while ((e = readdir(d))) {
 		if (e->d_name[0] == '.')
 			continue;
@@ -280,42 +282,26 @@ void gi_vault_maintain(struct bw_guard *g)
 			continue;
 		/* a segment holds copies up to its last write */
 		int64_t mt = (int64_t)st.st_mtim.tv_sec * 1000000000 + st.st_mtim.tv_nsec;
-		if (mt < cut) {
-			if (!unlinkat(g->copies_fd, e->d_name, 0)) {
-				uint64_t b = (uint64_t)st.st_blocks * 512;
-				g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
-				g->copies_n--;
-			}
+		if ((mt < mtime_cut || ns <= ns_cut) && !unlinkat(g->copies_fd, e->d_name, 0)) {
+			uint64_t b = (uint64_t)st.st_blocks * 512;
+			g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
+			g->copies_n--;
 		} else if (ns < oldest_kept) {
 			oldest_kept = ns;
 		}
 	}
 	closedir(d);
+	return oldest_kept;
+}
+
+void gi_vault_maintain(struct bw_guard *g)
+{
+	int64_t now = bw_now_ns();
+	int64_t oldest = sweep(g, now - g->pol.expiry_ns, INT64_MIN);
 	/* over budget: halve the window until it fits (oldest go first) */
 	for (int round = 0; round < 20 && g->vault_bytes > g->pol.vault_budget &&
-	                    oldest_kept != INT64_MAX; round++) {
-		int64_t lim = oldest_kept + (now - oldest_kept) / 2;
-		d = fdopendir(dup(g->copies_fd));
-		if (!d)
-			break;
-		oldest_kept = INT64_MAX;
-		while ((e = readdir(d))) {
-			if (e->d_name[0] == '.')
-				continue;
-			long long ns = strtoll(e->d_name, NULL, 10);
-			struct stat st;
-			if (fstatat(g->copies_fd, e->d_name, &st, 0) || ns == g->seg_ns)
-				continue;
-			if (ns <= lim && !unlinkat(g->copies_fd, e->d_name, 0)) {
-				uint64_t b = (uint64_t)st.st_blocks * 512;
-				g->vault_bytes -= b < g->vault_bytes ? b : g->vault_bytes;
-				g->copies_n--;
-			} else if (ns < oldest_kept) {
-				oldest_kept = ns;
-			}
-		}
-		closedir(d);
-	}
+	                    oldest != INT64_MAX; round++)
+		oldest = sweep(g, INT64_MIN, oldest + (now - oldest) / 2);
 }
 
 /* Hold every regular file under root (the start-up scan and the rescan
