@@ -371,6 +371,19 @@ static void wait_for_verdicts(struct bw_guard *g, pid_t sid)
 	pthread_mutex_unlock(&g->lock);
 }
 
+/* The inode's entry, with a descriptor held on it from now (lock held). */
+static struct gi_inode *hold_inode(struct bw_guard *g, int fd, const struct stat *st,
+                                   const char *path, pid_t pid)
+{
+	struct gi_inode *in = gi_inode_get(g, st->st_ino, 1);
+	if (in && !in->hold) {
+		int hfd = dup(fd);
+		if (hfd >= 0)
+			gi_vault_hold(g, in, hfd, st, path, pid);
+	}
+	return in;
+}
+
 /* One event of the permission group.  Owns m->fd. */
 static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
@@ -441,12 +454,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* their files are held too: an untrusted program may delete them later */
 		if (m->mask & FAN_OPEN_PERM) {
 			pthread_mutex_lock(&g->lock);
-			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-			if (in && !in->hold) {
-				int hfd = dup(fd);
-				if (hfd >= 0)
-					gi_vault_hold(g, in, hfd, &st, path, tgid);
-			}
+			hold_inode(g, fd, &st, path, tgid);
 			pthread_mutex_unlock(&g->lock);
 		}
 		respond(g, fd, FAN_ALLOW);
@@ -460,12 +468,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		if (wr && gi_tree_suspect(g, sid))
 			wait_for_verdicts(g, sid);
 		pthread_mutex_lock(&g->lock);
-		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-		if (in && !in->hold) {
-			int hfd = dup(fd);
-			if (hfd >= 0)
-				gi_vault_hold(g, in, hfd, &st, path, tgid);
-		}
+		struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
 		if (in && wr) {
 			in->writers++;
 			if (in->write_ignored && in->copy_sid != sid) {
