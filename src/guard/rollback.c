@@ -40,6 +40,7 @@ struct rb_ino {
 	unsigned mode, uid, gid;
 	int64_t mtime;
 	int touched, created;
+	int dead;           /* deleted or replaced: its number may come back */
 };
 
 struct rb {
@@ -49,6 +50,10 @@ struct rb {
 	size_t pcap, pn;
 	char **dirs;              /* directories created in the window */
 	size_t ndirs, dcap;
+	struct rb_ino *old;       /* files whose inode number was reused */
+	size_t nold, oldcap;
+	struct rb_ino **all;      /* after the replay: every file, for the steps */
+	size_t nall;
 };
 
 static uint64_t mix(uint64_t x)
@@ -88,6 +93,28 @@ static struct rb_ino *rb_get(struct rb *b, uint64_t ino)
 		b->n++;
 	}
 	return &b->v[j];
+}
+
+/* The record for a file that now has this inode number: if the number's
+ * last file is gone (deleted, replaced), that one is set aside whole, so
+ * that what it needs restored is not mixed with the new file's history. */
+static struct rb_ino *rb_fresh(struct rb *b, uint64_t ino)
+{
+	struct rb_ino *r = rb_get(b, ino);
+	if (!r || !r->dead)
+		return r;
+	if (b->nold == b->oldcap) {
+		size_t nc = b->oldcap ? b->oldcap * 2 : 64;
+		struct rb_ino *nv = realloc(b->old, nc * sizeof *nv);
+		if (!nv)
+			return r;
+		b->old = nv;
+		b->oldcap = nc;
+	}
+	b->old[b->nold++] = *r;
+	memset(r, 0, sizeof *r);
+	r->ino = ino;
+	return r;
 }
 
 /* path -> inode, on the guard's table code through a tiny shim */
@@ -147,7 +174,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 	switch (e->op) {
 	case GJ_SEEN:
 	case GJ_LINK:
-		r = rb_get(b, e->ino);
+		r = rb_fresh(b, e->ino);
 		if (!r)
 			return;
 		if (e->vault)
@@ -180,7 +207,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 	case GJ_CREATE:
 		if (!e->ino)
 			return;
-		r = rb_get(b, e->ino);
+		r = rb_fresh(b, e->ino);
 		if (!r)
 			return;
 		if (in_window && !r->touched)
@@ -198,6 +225,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 		if (in_window)
 			touch(r, e);
 		set_str(&r->cur, NULL);
+		r->dead = 1;
 		return;
 	}
 	case GJ_RENAME: {
@@ -211,6 +239,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				if (in_window)
 					touch(v, e);
 				set_str(&v->cur, NULL);
+				v->dead = 1;
 			}
 		}
 		r = rb_get(b, moved);
@@ -224,8 +253,17 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 		rb_path_set(b, e->to, moved);
 		return;
 	}
-	case GJ_RESTORE: /* a rollback put ino back at path */
+	case GJ_GONE: /* a rollback removed it: not a change to undo */
 		r = rb_get(b, e->ino);
+		if (!r)
+			return;
+		if (r->cur)
+			rb_path_take(b, r->cur);
+		set_str(&r->cur, NULL);
+		r->dead = 1;
+		return;
+	case GJ_RESTORE: /* a rollback put ino back at path */
+		r = rb_fresh(b, e->ino);
 		if (!r)
 			return;
 		if (r->cur && strcmp(r->cur, e->path))
@@ -255,14 +293,14 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 
 /* What a rollback did goes into the journal too, so that a later
  * replay knows where each inode is. */
-static void rb_journal(int jfd, const char *path, const struct stat *st,
-                       const char *vault)
+static void rb_journal_op(int jfd, const char *op, const char *path,
+                          const struct stat *st, const char *vault)
 {
 	if (jfd < 0)
 		return;
 	json_t *o = json_object();
 	json_object_set_new(o, "t", json_integer(bw_now_ns()));
-	json_object_set_new(o, "op", json_string("restore"));
+	json_object_set_new(o, "op", json_string(op));
 	json_object_set_new(o, "pid", json_integer(getpid()));
 	gj_set_path(o, "path", path);
 	json_object_set_new(o, "ino", json_integer((json_int_t)st->st_ino));
@@ -273,6 +311,12 @@ static void rb_journal(int jfd, const char *path, const struct stat *st,
 	if (gj_write_line(jfd, o))
 		bw_err_clear();
 	json_decref(o);
+}
+
+static void rb_journal(int jfd, const char *path, const struct stat *st,
+                       const char *vault)
+{
+	rb_journal_op(jfd, "restore", path, st, vault);
 }
 
 static int mkparents(const char *path)
@@ -402,11 +446,25 @@ static int rename_back(const struct rb_ino *r, int jfd)
 
 static int is_target(struct rb *b, const char *path)
 {
-	for (size_t i = 0; i < b->cap; i++) {
-		struct rb_ino *r = &b->v[i];
-		if (r->ino && r->touched && r->orig && !strcmp(r->orig, path))
+	for (size_t i = 0; i < b->nall; i++) {
+		struct rb_ino *r = b->all[i];
+		if (r->touched && r->orig && !strcmp(r->orig, path))
 			return 1;
 	}
+	return 0;
+}
+
+/* Every file of the replay, live or set aside, in one list. */
+static int gather(struct rb *b)
+{
+	b->all = malloc((b->n + b->nold + 1) * sizeof *b->all);
+	if (!b->all)
+		return BW_ENOMEM;
+	for (size_t i = 0; i < b->cap; i++)
+		if (b->v[i].ino)
+			b->all[b->nall++] = &b->v[i];
+	for (size_t i = 0; i < b->nold; i++)
+		b->all[b->nall++] = &b->old[i];
 	return 0;
 }
 
@@ -462,6 +520,14 @@ static void rb_free(struct rb *b)
 		free(b->v[i].orig);
 		free(b->v[i].copy);
 	}
+	for (size_t i = 0; i < b->nold; i++) {
+		free(b->old[i].cur);
+		free(b->old[i].link);
+		free(b->old[i].orig);
+		free(b->old[i].copy);
+	}
+	free(b->old);
+	free(b->all);
 	for (size_t i = 0; i < b->ndirs; i++)
 		free(b->dirs[i]);
 	free(b->dirs);
@@ -482,6 +548,8 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 	struct rb b = {0};
 	memset(st, 0, sizeof *st);
 	int r = read_journal(state_dir, o, &b);
+	if (!r)
+		r = gather(&b);
 	if (r) {
 		rb_free(&b);
 		return r;
@@ -493,9 +561,9 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 		jfd = gj_open_append(jp);
 	}
 	/* 1. what they created, and the new names of what they touched */
-	for (size_t i = 0; i < b.cap; i++) {
-		struct rb_ino *x = &b.v[i];
-		if (!x->ino || !x->cur || (!x->created && !x->touched))
+	for (size_t i = 0; i < b.nall; i++) {
+		struct rb_ino *x = b.all[i];
+		if (!x->cur || (!x->created && !x->touched))
 			continue;
 		if (x->touched && x->orig && !strcmp(x->cur, x->orig))
 			continue;
@@ -508,15 +576,18 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 			continue;
 		note(o, "remove", x->cur, NULL);
 		if (!o->dry_run && unlink(x->cur)) {
+			note(o, "skip", x->cur, strerror(errno));
 			st->failed++;
 			continue;
 		}
+		if (!o->dry_run)
+			rb_journal_op(jfd, "gone", x->cur, &ls, NULL);
 		st->removed++;
 	}
 	/* 2. put every touched file back */
-	for (size_t i = 0; i < b.cap; i++) {
-		struct rb_ino *x = &b.v[i];
-		if (!x->ino || !x->touched || x->created || !x->orig)
+	for (size_t i = 0; i < b.nall; i++) {
+		struct rb_ino *x = b.all[i];
+		if (!x->touched || x->created || !x->orig)
 			continue;
 		if (o->dry_run) {
 			note(o, "restore", x->orig, NULL);
@@ -608,7 +679,7 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
 	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
-	     : !strcmp(op, "seen") ? GJ_SEEN : GJ_OTHER;
+	     : !strcmp(op, "seen") ? GJ_SEEN : !strcmp(op, "gone") ? GJ_GONE : GJ_OTHER;
 	x.t = get_int(o, "t");
 	x.pid = (int)get_int(o, "pid");
 	x.sid = (int)get_int(o, "sid");
@@ -633,7 +704,7 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 		goto out;
 	if ((x.op == GJ_LINK || x.op == GJ_COPY) && (!x.vault || !x.ino))
 		goto out;
-	if ((x.op == GJ_SEEN || x.op == GJ_RESTORE) && !x.ino)
+	if ((x.op == GJ_SEEN || x.op == GJ_RESTORE || x.op == GJ_GONE) && !x.ino)
 		goto out;
 	r = 0;
 out:

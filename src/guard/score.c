@@ -211,6 +211,24 @@ static void drain_names(struct bw_guard *g)
 
 static void respond_tree(struct bw_guard *g, pid_t sid);
 
+/* What a rollback could not restore: logged, and named in the alert. */
+struct rb_note {
+	char failures[1024];
+};
+
+static void rb_note_file(const char *action, const char *path, const char *why,
+                         void *arg)
+{
+	struct rb_note *n = arg;
+	if (!why)
+		return;
+	bw_warn("guard: rollback: %s %s: %s", action, path, why);
+	size_t l = strlen(n->failures);
+	if (l + 8 < sizeof n->failures)
+		snprintf(n->failures + l, sizeof n->failures - l, "%s%s: %s", l ? "; " : "",
+		         path, why);
+}
+
 void *gi_responder_thread(void *arg)
 {
 	struct bw_guard *g = arg;
@@ -259,8 +277,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	/* decide: the score that froze it is final unless it fell below the
 	 * kill threshold (a tunable policy with kill > freeze) */
 	int kill_it = snap.score >= g->pol.kill_score;
+	struct rb_note rn = {{0}};
 	struct bw_guard_rollback_stats rs = {0};
-	int rr = 0;
 	if (kill_it) {
 		bw_proc_signal_all(&set, SIGKILL);
 		/* let the kernel reap them before their files are restored */
@@ -281,13 +299,17 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		}
 		drain_names(g);
 		struct bw_guard_rollback_opts ro = {0};
+		ro.on_file = rb_note_file;
+		ro.arg = &rn;
 		ro.since_ns = snap.first_ns - 2000000000LL;
 		int sids[1] = {sid};
 		ro.pids = set.v;
 		ro.npids = set.n;
 		ro.sids = sids;
 		ro.nsids = 1;
-		rr = bw_guard_rollback(g->pol.state_dir, &ro, &rs);
+		if (bw_guard_rollback(g->pol.state_dir, &ro, &rs) && !rn.failures[0])
+			snprintf(rn.failures, sizeof rn.failures, "%s", bw_err_msg());
+		bw_err_clear();
 	} else {
 		bw_proc_signal_all(&set, SIGCONT);
 	}
@@ -325,8 +347,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		json_object_set_new(rb, "restored", json_integer((json_int_t)rs.restored));
 		json_object_set_new(rb, "removed", json_integer((json_int_t)rs.removed));
 		json_object_set_new(rb, "failed", json_integer((json_int_t)rs.failed));
-		if (rr)
-			json_object_set_new(rb, "error", json_string(bw_err_msg()));
+		if (rn.failures[0])
+			json_object_set_new(rb, "failures", json_string(rn.failures));
 		json_object_set_new(a, "rollback", rb);
 	}
 	char *line = json_dumps(a, JSON_COMPACT);
