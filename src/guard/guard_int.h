@@ -39,6 +39,7 @@ struct gi_inode {
 	uint64_t ino;     /* 0 = free slot */
 	int writers;      /* open file descriptions with write access */
 	int hold;         /* fd + 1 of the descriptor the guard holds on it */
+	pid_t born_sid;   /* the tree that created it (its own files are not lost) */
 	int write_ignored;/* an ignore mark skips its writes (copy taken) */
 	pid_t copy_sid;   /* the tree whose first write the copy preceded */
 	int64_t copy_ns;  /* that copy: copies/<ns>-<ino>, or segment <ns>.seg */
@@ -54,7 +55,7 @@ struct gi_tree {
 	double score;
 	int damaged, cipher_new, deleted_read, renamed_ext, notes, canary;
 	int pairs;            /* ciphertext-like new files matched to lost originals */
-	struct gi_half { uint64_t size; char base[64]; } half_cipher[8], half_lost[8];
+	struct gi_half { uint64_t size, ino, lost_ino; char base[64]; } half_cipher[8], half_lost[8];
 	int nhalf_cipher, nhalf_lost;
 	int wiped;
 	int frozen, condemned;
@@ -195,10 +196,14 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
 
 /* score.c */
 struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);
-/* Count an indicator for a tree; for "cipher_new" and "lost", size is
- * the file's size (they count only in matching pairs). */
+/* Count an indicator for a tree (pts is unused). */
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid,
-                  const char *what, double size, const char *path);
+                  const char *what, double pts, const char *path);
+/* One half of a pair: a ciphertext-like new file (cipher, its inode) or
+ * a lost original (lost_ino; ino = the file renamed over it, 0 for a
+ * delete).  Only matching halves count. */
+void gi_score_pair(struct bw_guard *g, pid_t tgid, pid_t sid, int cipher,
+                   uint64_t size, uint64_t ino, uint64_t lost_ino, const char *path);
 int gi_tree_condemned(struct bw_guard *g, pid_t sid);
 /* 1 if the tree has some evidence against it but no verdict yet */
 int gi_tree_suspect(struct bw_guard *g, pid_t sid);

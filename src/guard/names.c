@@ -70,6 +70,9 @@ static int ext_changed(const char *from, const char *to)
 		return 0;
 	if (ea && eb && !strcmp(ea, eb))
 		return 0;
+	/* x.lock -> x, x.tmp -> x: a finished write, not a new extension */
+	if (strlen(b) < strlen(a))
+		return 0;
 	/* log rotation: x.log -> x.log.1 */
 	if (eb && isdigit((unsigned char)eb[1]))
 		return 0;
@@ -207,7 +210,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (ext_changed(path, to))
 			gi_score_add(g, tgid, sid, "ext", 0, to);
 		if (real)
-			gi_score_add(g, tgid, sid, "lost", (double)vsize, to);
+			gi_score_pair(g, tgid, sid, 0, vsize, moved, victim, to);
 		return;
 	}
 	if (!dir || handle_dir_path(mnt, dir, name, path, sizeof path) ||
@@ -217,6 +220,9 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (stp && !isdir) {
 			pthread_mutex_lock(&g->lock);
 			gi_path_set(g, path, mnt->dev, stp->st_ino);
+			struct gi_inode *in = gi_inode_get(g, stp->st_ino, 1);
+			if (in)
+				in->born_sid = sid;
 			pthread_mutex_unlock(&g->lock);
 		}
 		if (tgid == g->self)
@@ -251,7 +257,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			gi_score_add(g, tgid, sid, "canary", 0, path);
 		}
 		else if (real)
-			gi_score_add(g, tgid, sid, "lost", (double)dsize, path);
+			gi_score_pair(g, tgid, sid, 0, dsize, 0, ino, path);
 	}
 }
 
@@ -368,12 +374,11 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 		}
 	} else if (j->copy_ns == 0) {
 		/* a new (or empty) file: ciphertext of no known format? */
-		if (bw_new_file_ciphertext_like(j->fd) == 1)
-		{
-			struct stat nst;
-			double sz = fstat(j->fd, &nst) ? 0 : (double)nst.st_size;
-			gi_score_add(g, j->tgid, sid, "cipher_new", sz, path);
-		}
+		struct stat nst;
+		/* below 512 bytes nothing looks random enough to tell */
+		if (!fstat(j->fd, &nst) && nst.st_size >= 512 &&
+		    bw_new_file_ciphertext_like(j->fd) == 1)
+			gi_score_pair(g, j->tgid, sid, 1, (uint64_t)nst.st_size, j->ino, 0, path);
 	}
 }
 

@@ -386,6 +386,9 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	bw_pidset_release(&mem);
 }
 
+static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
+                                const char *what, const char *path);
+
 static void base_of(const char *path, char out[64])
 {
 	const char *b = path ? strrchr(path, '/') : NULL;
@@ -394,28 +397,31 @@ static void base_of(const char *path, char out[64])
 }
 
 /* Do a ciphertext-like new file and a lost original belong together?
- * Encryption keeps the size (give or take a header) and ransomware keeps
- * the name as a prefix (x.docx -> x.docx.locked); a rename over the
- * original from a temporary name keeps the size. */
+ * A rename over the original: only if the file renamed is that very
+ * ciphertext (its inode).  A delete: the new file is another file whose
+ * name starts with the old one (x.docx -> x.docx.locked) or whose size
+ * is the old size give or take a header (encryption keeps the size). */
 static int halves_match(const struct gi_half *c, const struct gi_half *l)
 {
+	if (c->ino && c->ino == l->lost_ino)
+		return 0; /* the same file, created and deleted */
+	if (l->ino)
+		return c->ino == l->ino;
 	uint64_t a = c->size, b = l->size, d = a > b ? a - b : b - a;
-	uint64_t tol = 4096 + (a > b ? a : b) / 8;
+	uint64_t tol = 1024 + (a > b ? a : b) / 32;
 	size_t n = strlen(l->base);
-	return d <= tol || (n >= 3 && !strncmp(c->base, l->base, n));
+	return (n >= 3 && strcmp(c->base, l->base) && !strncmp(c->base, l->base, n)) ||
+	       d <= tol;
 }
 
 /* Record one half of a (ciphertext, lost original) pair; a match with a
  * waiting other half makes a pair.  Lock held. */
-static void pair_half(struct gi_tree *t, int cipher, double size, const char *path)
+static void pair_half(struct gi_tree *t, int cipher, const struct gi_half *h)
 {
-	struct gi_half h;
-	h.size = size > 0 ? (uint64_t)size : 0;
-	base_of(path, h.base);
 	struct gi_half *other = cipher ? t->half_lost : t->half_cipher;
 	int *nother = cipher ? &t->nhalf_lost : &t->nhalf_cipher;
 	for (int i = 0; i < *nother; i++) {
-		int m = cipher ? halves_match(&h, &other[i]) : halves_match(&other[i], &h);
+		int m = cipher ? halves_match(h, &other[i]) : halves_match(&other[i], h);
 		if (m) {
 			other[i] = other[--*nother];
 			t->pairs++;
@@ -425,17 +431,43 @@ static void pair_half(struct gi_tree *t, int cipher, double size, const char *pa
 	struct gi_half *mine = cipher ? t->half_cipher : t->half_lost;
 	int *nmine = cipher ? &t->nhalf_cipher : &t->nhalf_lost;
 	if (*nmine < 8)
-		mine[(*nmine)++] = h;
+		mine[(*nmine)++] = *h;
 	else
-		mine[bw_now_ns() % 8] = h; /* keep the ring fresh */
+		mine[bw_now_ns() % 8] = *h; /* keep the ring fresh */
+}
+
+static struct gi_half pair_arg; /* the half gi_score_pair hands over (lock held) */
+
+void gi_score_pair(struct bw_guard *g, pid_t tgid, pid_t sid, int cipher,
+                   uint64_t size, uint64_t ino, uint64_t lost_ino, const char *path)
+{
+	struct gi_half h;
+	memset(&h, 0, sizeof h);
+	h.size = size;
+	h.ino = ino;
+	h.lost_ino = lost_ino;
+	base_of(path, h.base);
+	pthread_mutex_lock(&g->lock);
+	pair_arg = h;
+	gi_score_add_locked(g, tgid, sid, cipher ? "cipher_new" : "lost", path);
 }
 
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
                   double pts, const char *path)
 {
-	if (!sid)
-		return;
+	(void)pts;
 	pthread_mutex_lock(&g->lock);
+	gi_score_add_locked(g, tgid, sid, what, path);
+}
+
+/* Called with g->lock held; releases it. */
+static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
+                                const char *what, const char *path)
+{
+	if (!sid) {
+		pthread_mutex_unlock(&g->lock);
+		return;
+	}
 	struct gi_tree *t = gi_tree_get(g, sid, what != NULL);
 	if (!t) {
 		pthread_mutex_unlock(&g->lock);
@@ -453,8 +485,8 @@ void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
 	int64_t now = bw_now_ns();
 	t->last_ns = now;
 	if (!strcmp(what, "damaged")) t->damaged++;
-	else if (!strcmp(what, "cipher_new")) { t->cipher_new++; pair_half(t, 1, pts, path); }
-	else if (!strcmp(what, "lost")) { t->deleted_read++; pair_half(t, 0, pts, path); }
+	else if (!strcmp(what, "cipher_new")) { t->cipher_new++; pair_half(t, 1, &pair_arg); }
+	else if (!strcmp(what, "lost")) { t->deleted_read++; pair_half(t, 0, &pair_arg); }
 	else if (!strcmp(what, "ext")) t->renamed_ext++;
 	else if (!strcmp(what, "note")) t->notes++;
 	else if (!strcmp(what, "canary")) t->canary++;

@@ -89,6 +89,7 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	pthread_mutex_lock(&g->lock);
 	struct gi_inode *in = gi_inode_get(g, ino, 0);
 	int fd = in && in->hold ? in->hold - 1 : -1;
+	int own = in && sid && in->born_sid == sid;
 	if (in && in->hold)
 		g->nheld--;
 	if (in) {
@@ -107,7 +108,7 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
-	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0) {
+	if (fd >= 0 && copy && !own && !fstat(fd, &st) && st.st_size > 0) {
 		real = bw_new_file_ciphertext_like(fd) == 0;
 		*size = (uint64_t)st.st_size;
 	}
