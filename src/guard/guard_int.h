@@ -52,7 +52,7 @@ struct gi_inode {
 struct gi_tree {
 	pid_t sid;            /* 0 = free slot */
 	int64_t first_ns, last_ns, first_bad_ns;
-	double score;
+	double score, released_score;
 	int damaged, cipher_new, deleted_read, renamed_ext, notes, canary;
 	int pairs;            /* ciphertext-like new files matched to lost originals */
 	struct gi_half { uint64_t size, ino, lost_ino; char base[64]; } half_cipher[8], half_lost[8];

@@ -23,7 +23,7 @@ void bw_guard_policy_defaults(struct bw_guard_policy *p)
 	p->vault_budget = 4ULL << 30;
 	p->copy_max = 1ULL << 30;
 	p->expiry_ns = 7LL * 86400 * 1000000000LL;
-	p->freeze_score = 2.0;
+	p->freeze_score = 1.2; /* one file destroyed: stop the tree and look */
 	p->kill_score = 2.0;
 	p->window_ns = 120LL * 1000000000LL;
 	p->canaries = 1;

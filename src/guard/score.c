@@ -274,9 +274,37 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	for (size_t i = 0; i < set.n; i++)
 		json_array_append_new(procs, proc_json(set.v[i]));
 
-	/* decide: the score that froze it is final unless it fell below the
-	 * kill threshold (a tunable policy with kill > freeze) */
-	int kill_it = snap.score >= g->pol.kill_score;
+	/* decide: the tree is stopped, so only evidence already in flight can
+	 * still arrive; wait for it (its closed files, queued name events), at
+	 * most 250 ms, then kill at the kill score or let it go */
+	double score = snap.score;
+	for (int i = 0; i < 125; i++) {
+		pthread_mutex_lock(&g->lock);
+		t = gi_tree_get(g, sid, 0);
+		int pending = t ? t->pending : 0;
+		if (t)
+			score = t->score;
+		pthread_mutex_unlock(&g->lock);
+		if (score >= g->pol.kill_score)
+			break;
+		struct pollfd p = {g->name_fd, POLLIN, 0};
+		if (!pending && !g->names_busy && poll(&p, 1, 0) <= 0 && i >= 2)
+			break;
+		struct timespec ts = {0, 2 * 1000 * 1000};
+		nanosleep(&ts, NULL);
+	}
+	int kill_it = score >= g->pol.kill_score;
+	pthread_mutex_lock(&g->lock);
+	t = gi_tree_get(g, sid, 0);
+	if (t) {
+		if (kill_it)
+			t->condemned = 1;
+		struct bw_pidset keep = snap.members;
+		snap = *t; /* the indicators the decision saw */
+		snap.members = keep;
+	}
+	pthread_mutex_unlock(&g->lock);
+	snap.score = score;
 	struct rb_note rn = {{0}};
 	struct bw_guard_rollback_stats rs = {0};
 	if (kill_it) {
@@ -318,7 +346,7 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	char ts[40];
 	bw_time_format(bw_now_ns(), ts);
 	json_object_set_new(a, "time", json_string(ts));
-	json_object_set_new(a, "event", json_string("ransomware"));
+	json_object_set_new(a, "event", json_string(kill_it ? "ransomware" : "suspect"));
 	json_object_set_new(a, "action", json_string(kill_it ? "killed" : "released"));
 	json_object_set_new(a, "score", json_real(snap.score));
 	json_object_set_new(a, "sid", json_integer(sid));
@@ -374,12 +402,15 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 
 	pthread_mutex_lock(&g->lock);
 	t = gi_tree_get(g, sid, 0);
-	if (t) {
-		/* dead (or forgiven): evidence still in flight for it is ignored,
-		 * and after a few seconds its session id may be reused */
+	if (t && kill_it) {
+		/* dead: evidence still in flight for it is ignored, and after a
+		 * few seconds its session id may be reused */
 		t->done_ns = bw_now_ns();
-		if (!kill_it)
-			t->condemned = 0;
+	} else if (t) {
+		/* let go: it keeps its score, and new evidence freezes it again */
+		t->frozen = 0;
+		t->condemned = 0;
+		t->released_score = t->score;
 	}
 	pthread_mutex_unlock(&g->lock);
 	bw_pidset_release(&set);
@@ -497,10 +528,13 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		snprintf(t->evidence[t->nevidence++], sizeof t->evidence[0], "%s: %.480s",
 		         what, path);
 	t->score = tree_score(t);
-	int respond = !t->frozen && t->score >= g->pol.freeze_score;
+	/* a tree let go after a freeze is frozen again only on new evidence */
+	int respond = !t->frozen && t->score >= g->pol.freeze_score &&
+	              t->score > t->released_score;
 	if (respond && g->pol.mode == BW_GUARD_ENFORCE) {
 		t->frozen = 1;
-		t->condemned = 1; /* from now on its writes are denied */
+		if (t->score >= g->pol.kill_score)
+			t->condemned = 1; /* from now on its writes are denied */
 	}
 	double score = t->score;
 	if (respond && g->pol.mode == BW_GUARD_ENFORCE) {
