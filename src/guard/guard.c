@@ -416,6 +416,29 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		return;
 	}
 	struct gi_mount *mnt = gi_mount_of(g, st.st_dev);
+	if ((m->mask & FAN_MODIFY) && !(m->mask & FAN_CLOSE_WRITE)) {
+		/* a write through a descriptor opened before the guard: no
+		 * permission event comes for it, so judge the file as it is
+		 * being written (at most every 20 ms) */
+		int64_t now = bw_now_ns(), cns = -1, coff = -1;
+		uint64_t csize = 0;
+		pthread_mutex_lock(&g->lock);
+		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
+		if (in && in->preopened && now - in->last_mod_ns >= 20000000LL &&
+		    in->copy_sid == sid) {
+			in->last_mod_ns = now;
+			cns = in->copy_ns;
+			coff = in->copy_off;
+			csize = in->copy_size;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (cns < 0 || tgid == g->self || trusted || !mnt) {
+			close(fd);
+			return;
+		}
+		enqueue_close(g, fd, tgid, tid, sid, cns, coff, csize, &st);
+		return;
+	}
 	if (m->mask & FAN_CLOSE_WRITE) {
 		int64_t cns = -1, coff = -1;
 		uint64_t csize = 0;
@@ -732,6 +755,13 @@ int bw_guard_new(const struct bw_guard_policy *p, struct bw_guard **out)
 			            m->path, strerror(errno));
 			goto fail;
 		}
+		/* writes through descriptors opened before this mark raise no
+		 * permission event: watch those files' modifications instead */
+		for (int k = 0; k < g->npre; k++)
+			if (fanotify_mark(g->perm_fd, FAN_MARK_ADD, FAN_MODIFY, AT_FDCWD,
+			                  g->pre_paths[k]))
+				bw_debug("guard: cannot watch %s for writes: %s", g->pre_paths[k],
+				         strerror(errno));
 		if (fanotify_mark(g->name_fd, FAN_MARK_ADD | FAN_MARK_FILESYSTEM,
 		                  FAN_CREATE | FAN_DELETE | FAN_RENAME | FAN_ONDIR,
 		                  AT_FDCWD, m->path)) {
@@ -871,6 +901,7 @@ void bw_guard_free(struct bw_guard *g)
 	if (g->seg_fd >= 0)
 		close(g->seg_fd);
 	free(g->copybuf);
+	free(g->pre_paths);
 	for (size_t i = g->qhead; i < g->qtail; i++)
 		close(g->q[i % g->qcap].fd);
 	for (size_t i = 0; i < sizeof g->trees / sizeof *g->trees; i++)

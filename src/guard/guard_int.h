@@ -40,6 +40,8 @@ struct gi_inode {
 	int writers;      /* open file descriptions with write access */
 	int hold;         /* fd + 1 of the descriptor the guard holds on it */
 	pid_t born_sid;   /* the tree that created it (its own files are not lost) */
+	int preopened;    /* open for writing before the guard: FAN_MODIFY watched */
+	int64_t last_mod_ns;
 	int write_ignored;/* an ignore mark skips its writes (copy taken) */
 	pid_t copy_sid;   /* the tree whose first write the copy preceded */
 	int64_t copy_ns;  /* that copy: copies/<ns>-<ino>, or segment <ns>.seg */
@@ -94,6 +96,8 @@ struct bw_guard {
 	int64_t seg_ns;
 	uint64_t seg_off;
 	uint8_t *copybuf;
+	char (*pre_paths)[4096]; /* files open for writing before the marks */
+	int npre;
 	char copies_path[4200];
 
 	pthread_mutex_t lock;     /* inodes, trees, vault_bytes */

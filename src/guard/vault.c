@@ -438,8 +438,14 @@ int gi_preopened_scan(struct bw_guard *g)
 				in->copy_sid = sid;
 				n++;
 			}
-			if (in)
+			if (in) {
 				in->writers++;
+				in->preopened = 1;
+				if (!g->pre_paths)
+					g->pre_paths = calloc(1024, sizeof *g->pre_paths);
+				if (g->pre_paths && g->npre < 1024)
+					snprintf(g->pre_paths[g->npre++], sizeof *g->pre_paths, "%s", path);
+			}
 			pthread_mutex_unlock(&g->lock);
 			close(rfd);
 		}
