@@ -98,9 +98,10 @@ int gi_tree_suspect(struct bw_guard *g, pid_t sid)
 	int c = 0;
 	pthread_mutex_lock(&g->lock);
 	struct gi_tree *t = gi_tree_get(g, sid, 0);
+	/* ciphertext-like output alone is what backup tools and encryptors
+	 * make: it makes a tree suspect only next to lost originals */
 	if (t)
-		c = !t->done_ns && (t->damaged || t->cipher_new || t->deleted_read ||
-		                    t->wiped || t->canary || t->notes || t->renamed_ext);
+		c = !t->done_ns && (t->score > 0 || (t->cipher_new && t->deleted_read));
 	pthread_mutex_unlock(&g->lock);
 	return c;
 }
