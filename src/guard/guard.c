@@ -308,6 +308,14 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
                           pid_t sid, int64_t copy_ns, int64_t copy_off,
                           uint64_t copy_size, const struct stat *st)
 {
+	gi_enqueue(g, fd, tgid, tid, sid, copy_ns, copy_off, copy_size, st->st_ino,
+	           st->st_dev);
+}
+
+void gi_enqueue(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
+                int64_t copy_ns, int64_t copy_off, uint64_t copy_size, uint64_t ino,
+                dev_t dev)
+{
 	pthread_mutex_lock(&g->qlock);
 	if (g->qtail - g->qhead >= g->qcap) {
 		pthread_mutex_unlock(&g->qlock);
@@ -327,8 +335,8 @@ static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
 	j->copy_ns = copy_ns;
 	j->copy_off = copy_off;
 	j->copy_size = copy_size;
-	j->ino = st->st_ino;
-	j->dev = st->st_dev;
+	j->ino = ino;
+	j->dev = dev;
 	pthread_cond_signal(&g->qcond);
 	pthread_mutex_unlock(&g->qlock);
 }

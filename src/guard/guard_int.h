@@ -159,6 +159,11 @@ static inline struct timespec gi_deadline(long ms)
 	return ts;
 }
 
+/* Queue a file for analysis (takes fd); counts as pending for sid. */
+void gi_enqueue(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
+                int64_t copy_ns, int64_t copy_off, uint64_t copy_size, uint64_t ino,
+                dev_t dev);
+
 /* inode table (lock held) */
 struct gi_inode *gi_inode_get(struct bw_guard *g, uint64_t ino, int create);
 

@@ -275,6 +275,34 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	for (size_t i = 0; i < set.n; i++)
 		json_array_append_new(procs, proc_json(set.v[i]));
 
+	/* the files it was writing when it was stopped have not been closed:
+	 * judge them as they are now, through the descriptors the guard holds */
+	struct { int fd; uint64_t ino, size; int64_t ns, off; } open_eps[16];
+	int nopen = 0;
+	pthread_mutex_lock(&g->lock);
+	for (size_t i = 0; i < g->inode_cap && nopen < 16; i++) {
+		struct gi_inode *in = &g->inodes[i];
+		if (!in->ino || in->copy_sid != sid || in->writers <= 0 || in->copy_ns <= 0 ||
+		    !in->hold)
+			continue;
+		int fd = dup(in->hold - 1);
+		if (fd < 0)
+			continue;
+		open_eps[nopen].fd = fd;
+		open_eps[nopen].ino = in->ino;
+		open_eps[nopen].size = in->copy_size;
+		open_eps[nopen].ns = in->copy_ns;
+		open_eps[nopen++].off = in->copy_off;
+	}
+	pthread_mutex_unlock(&g->lock);
+	pid_t actor = snap.members.n ? snap.members.v[0] : sid;
+	for (int i = 0; i < nopen; i++) {
+		struct stat est;
+		dev_t dev = fstat(open_eps[i].fd, &est) ? 0 : est.st_dev;
+		gi_enqueue(g, open_eps[i].fd, actor, actor, sid, open_eps[i].ns,
+		           open_eps[i].off, open_eps[i].size, open_eps[i].ino, dev);
+	}
+
 	/* decide: the tree is stopped, so only evidence already in flight can
 	 * still arrive; wait for it (its closed files, queued name events), at
 	 * most 250 ms, then kill at the kill score or let it go */
