@@ -253,13 +253,7 @@ static int cmd_run(int argc, char **argv)
 	return supervise(&pol);
 }
 
-static const char *state_dir_arg(int argc, char **argv)
-{
-	for (int i = 1; i + 1 < argc; i++)
-		if (!strcmp(argv[i], "--state-dir"))
-			return argv[i + 1];
-	return "/var/lib/bulwark/guard";
-}
+#define DEFAULT_STATE "/var/lib/bulwark/guard"
 
 static int cmd_status(int argc, char **argv)
 {
@@ -269,6 +263,7 @@ static int cmd_status(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
+	const char *sd = DEFAULT_STATE;
 	optind = 1;
 	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
 		if (c == 'h') {
@@ -277,8 +272,8 @@ static int cmd_status(int argc, char **argv)
 		}
 		if (c != 1)
 			return cli_usage_error("guard status", "unknown option");
+		sd = optarg;
 	}
-	const char *sd = state_dir_arg(argc, argv);
 	char p[4200];
 	snprintf(p, sizeof p, "%s/state.json", sd);
 	json_error_t e;
@@ -385,11 +380,12 @@ static int cmd_rollback(int argc, char **argv)
 	static int pids[256], sids[256];
 	size_t npids = 0, nsids = 0;
 	int c, have_since = 0;
+	const char *sd = DEFAULT_STATE;
 	optind = 1;
 	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
 		char *end;
 		switch (c) {
-		case 1: break;
+		case 1: sd = optarg; break;
 		case 2:
 			if (parse_when(optarg, &o.since_ns))
 				return cli_usage_error("guard rollback", "--since: a time such as "
@@ -431,7 +427,7 @@ static int cmd_rollback(int argc, char **argv)
 	}
 	o.on_file = on_rb_file;
 	struct bw_guard_rollback_stats st;
-	int r = bw_guard_rollback(state_dir_arg(argc, argv), &o, &st);
+	int r = bw_guard_rollback(sd, &o, &st);
 	if (r && r != BW_EDAMAGED)
 		return cli_fail("guard rollback", r);
 	if (g.json) {

@@ -79,11 +79,6 @@ void gi_canary_gone(struct bw_guard *g, uint64_t ino)
 			g->canary_ino[i] = 0;
 }
 
-int gi_is_self(struct bw_guard *g, pid_t tgid)
-{
-	return tgid == g->self;
-}
-
 /* trust by path and content hash; the hash is cached per executable
  * identity, so a replaced binary is hashed again */
 struct hcache {
@@ -919,7 +914,7 @@ void bw_guard_free(struct bw_guard *g)
 			close(g->inodes[i].hold - 1);
 	free(g->q);
 	free(g->inodes);
-	free(g->paths);
+	free(g->paths.v);
 	pthread_mutex_destroy(&g->lock);
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);

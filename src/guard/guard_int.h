@@ -83,6 +83,10 @@ struct gi_pathent {
 	uint64_t ino;
 	dev_t dev;
 };
+struct gi_pathmap {
+	struct gi_pathent *v;
+	size_t cap, n;
+};
 
 struct bw_guard {
 	struct bw_guard_policy pol;
@@ -103,8 +107,7 @@ struct bw_guard {
 	pthread_mutex_t lock;     /* inodes, trees, vault_bytes */
 	struct gi_inode *inodes;
 	size_t inode_cap, inode_n;
-	struct gi_pathent *paths;
-	size_t path_cap, path_n;
+	struct gi_pathmap paths;
 	struct gi_tree trees[128];
 	uint64_t vault_bytes, copies_n;
 
@@ -168,9 +171,9 @@ void gi_enqueue(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
 struct gi_inode *gi_inode_get(struct bw_guard *g, uint64_t ino, int create);
 
 uint64_t gi_path_hash(const char *path);
-void gi_path_set(struct bw_guard *g, const char *path, dev_t dev, uint64_t ino);
+void gi_path_set(struct gi_pathmap *m, const char *path, dev_t dev, uint64_t ino);
 /* removes and returns the inode (0 if unknown) */
-uint64_t gi_path_take(struct bw_guard *g, const char *path, dev_t *dev);
+uint64_t gi_path_take(struct gi_pathmap *m, const char *path, dev_t *dev);
 
 /* vault.c */
 int gi_vault_open(struct bw_guard *g);
@@ -189,6 +192,9 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
  * larger ones get a sparse file of their own.  Sets in->copy_*. */
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
                   const char *path, pid_t pid, pid_t sid, struct gi_inode *in);
+/* Copy size bytes from in to out (both at offset 0), data regions only:
+ * holes stay holes.  Used for vault copies and for restores from them. */
+int gi_copy_sparse(int in, int out, uint64_t size) BW_WUR;
 int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off,
                        char *out, size_t n);
 void gi_vault_maintain(struct bw_guard *g);
@@ -228,7 +234,6 @@ void *gi_analysis_thread(void *arg);
 /* Every path in the protected trees; excludes the vault. */
 int gi_path_protected(const struct bw_guard *g, const char *path);
 struct gi_mount *gi_mount_of(struct bw_guard *g, dev_t dev);
-int gi_is_self(struct bw_guard *g, pid_t tgid);
 /* is this inode one of the guard's canary files? */
 int gi_is_canary(const struct bw_guard *g, uint64_t ino);
 void gi_canary_gone(struct bw_guard *g, uint64_t ino);

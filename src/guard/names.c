@@ -184,12 +184,12 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 		if (!gi_path_protected(g, path) && !gi_path_protected(g, to))
 			return;
 		pthread_mutex_lock(&g->lock);
-		uint64_t moved = gi_path_take(g, path, NULL);
-		uint64_t victim = gi_path_take(g, to, NULL);
+		uint64_t moved = gi_path_take(&g->paths, path, NULL);
+		uint64_t victim = gi_path_take(&g->paths, to, NULL);
 		if (stp)
 			moved = stp->st_ino;
 		if (moved)
-			gi_path_set(g, to, mnt->dev, moved);
+			gi_path_set(&g->paths, to, mnt->dev, moved);
 		pthread_mutex_unlock(&g->lock);
 		int real = 0;
 		uint64_t vsize = 0;
@@ -219,7 +219,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 	if (m->mask & FAN_CREATE) {
 		if (stp && !isdir) {
 			pthread_mutex_lock(&g->lock);
-			gi_path_set(g, path, mnt->dev, stp->st_ino);
+			gi_path_set(&g->paths, path, mnt->dev, stp->st_ino);
 			struct gi_inode *in = gi_inode_get(g, stp->st_ino, 1);
 			if (in)
 				in->born_sid = sid;
@@ -236,7 +236,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			gi_score_add(g, tgid, sid, NULL, 0, NULL);
 	} else if (m->mask & FAN_DELETE) {
 		pthread_mutex_lock(&g->lock);
-		uint64_t ino = isdir ? 0 : gi_path_take(g, path, NULL);
+		uint64_t ino = isdir ? 0 : gi_path_take(&g->paths, path, NULL);
 		pthread_mutex_unlock(&g->lock);
 		if (stp && !isdir)
 			ino = stp->st_ino;

@@ -46,8 +46,7 @@ struct rb_ino {
 struct rb {
 	struct rb_ino *v;
 	size_t cap, n;
-	struct gi_pathent *paths; /* path hash -> inode (reuses the guard's table type) */
-	size_t pcap, pn;
+	struct gi_pathmap paths;  /* path hash -> inode, the guard's own table */
 	char **dirs;              /* directories created in the window */
 	size_t ndirs, dcap;
 	struct rb_ino *old;       /* files whose inode number was reused */
@@ -117,28 +116,14 @@ static struct rb_ino *rb_fresh(struct rb *b, uint64_t ino)
 	return r;
 }
 
-/* path -> inode, on the guard's table code through a tiny shim */
 static void rb_path_set(struct rb *b, const char *path, uint64_t ino)
 {
-	struct bw_guard shim;
-	shim.paths = b->paths;
-	shim.path_cap = b->pcap;
-	shim.path_n = b->pn;
-	gi_path_set(&shim, path, 0, ino);
-	b->paths = shim.paths;
-	b->pcap = shim.path_cap;
-	b->pn = shim.path_n;
+	gi_path_set(&b->paths, path, 0, ino);
 }
 
 static uint64_t rb_path_take(struct rb *b, const char *path)
 {
-	struct bw_guard shim;
-	shim.paths = b->paths;
-	shim.path_cap = b->pcap;
-	shim.path_n = b->pn;
-	uint64_t ino = gi_path_take(&shim, path, NULL);
-	b->pn = shim.path_n;
-	return ino;
+	return gi_path_take(&b->paths, path, NULL);
 }
 
 static void set_str(char **dst, const char *s)
@@ -376,27 +361,8 @@ static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 		st.st_size = (off_t)r->copy_len;
 		goto written;
 	}
-	off_t off = 0;
-	while (off < st.st_size) {
-		off_t data = lseek(in, off, SEEK_DATA);
-		if (data < 0)
-			break;
-		off_t hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
-			hole = st.st_size;
-		off_t pos = data;
-		while (pos < hole) {
-			if (lseek(out, pos, SEEK_SET) < 0)
-				goto done;
-			ssize_t w = sendfile(out, in, &pos, (size_t)(hole - pos));
-			if (w <= 0) {
-				if (w < 0 && errno == EINTR)
-					continue;
-				goto done;
-			}
-		}
-		off = hole;
-	}
+	if (gi_copy_sparse(in, out, (uint64_t)st.st_size))
+		goto done;
 written:
 	if (ftruncate(out, st.st_size))
 		goto done;
@@ -532,7 +498,7 @@ static void rb_free(struct rb *b)
 		free(b->dirs[i]);
 	free(b->dirs);
 	free(b->v);
-	free(b->paths);
+	free(b->paths.v);
 }
 
 static void note(const struct bw_guard_rollback_opts *o, const char *a,

@@ -343,11 +343,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 			int alive = 0;
 			for (size_t k = 0; k < set.n; k++) {
 				struct bw_proc_info pi;
-				char st[64];
-				if (!bw_proc_info(set.v[k], &pi)) {
-					snprintf(st, sizeof st, "/proc/%d", (int)set.v[k]);
+				if (!bw_proc_info(set.v[k], &pi))
 					alive++;
-				}
 			}
 			if (!alive)
 				break;
@@ -447,7 +444,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 }
 
 static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
-                                const char *what, const char *path);
+                                const char *what, const char *path,
+                                const struct gi_half *half);
 
 static void base_of(const char *path, char out[64])
 {
@@ -496,8 +494,6 @@ static void pair_half(struct gi_tree *t, int cipher, const struct gi_half *h)
 		mine[bw_now_ns() % 8] = *h; /* keep the ring fresh */
 }
 
-static struct gi_half pair_arg; /* the half gi_score_pair hands over (lock held) */
-
 void gi_score_pair(struct bw_guard *g, pid_t tgid, pid_t sid, int cipher,
                    uint64_t size, uint64_t ino, uint64_t lost_ino, const char *path)
 {
@@ -508,8 +504,7 @@ void gi_score_pair(struct bw_guard *g, pid_t tgid, pid_t sid, int cipher,
 	h.lost_ino = lost_ino;
 	base_of(path, h.base);
 	pthread_mutex_lock(&g->lock);
-	pair_arg = h;
-	gi_score_add_locked(g, tgid, sid, cipher ? "cipher_new" : "lost", path);
+	gi_score_add_locked(g, tgid, sid, cipher ? "cipher_new" : "lost", path, &h);
 }
 
 void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
@@ -517,12 +512,14 @@ void gi_score_add(struct bw_guard *g, pid_t tgid, pid_t sid, const char *what,
 {
 	(void)pts;
 	pthread_mutex_lock(&g->lock);
-	gi_score_add_locked(g, tgid, sid, what, path);
+	gi_score_add_locked(g, tgid, sid, what, path, NULL);
 }
 
-/* Called with g->lock held; releases it. */
+/* Called with g->lock held; releases it.  half: the pair half of a
+ * "cipher_new" or "lost" indicator. */
 static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
-                                const char *what, const char *path)
+                                const char *what, const char *path,
+                                const struct gi_half *half)
 {
 	if (!sid) {
 		pthread_mutex_unlock(&g->lock);
@@ -545,8 +542,8 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 	int64_t now = bw_now_ns();
 	t->last_ns = now;
 	if (!strcmp(what, "damaged")) t->damaged++;
-	else if (!strcmp(what, "cipher_new")) { t->cipher_new++; pair_half(t, 1, &pair_arg); }
-	else if (!strcmp(what, "lost")) { t->deleted_read++; pair_half(t, 0, &pair_arg); }
+	else if (!strcmp(what, "cipher_new")) { t->cipher_new++; if (half) pair_half(t, 1, half); }
+	else if (!strcmp(what, "lost")) { t->deleted_read++; if (half) pair_half(t, 0, half); }
 	else if (!strcmp(what, "ext")) t->renamed_ext++;
 	else if (!strcmp(what, "note")) t->notes++;
 	else if (!strcmp(what, "canary")) t->canary++;

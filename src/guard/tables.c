@@ -73,14 +73,14 @@ uint64_t gi_path_hash(const char *path)
 	return h ? h : 1;
 }
 
-static int path_grow(struct bw_guard *g)
+static int path_grow(struct gi_pathmap *m)
 {
-	size_t nc = g->path_cap ? g->path_cap * 2 : 4096;
+	size_t nc = m->cap ? m->cap * 2 : 4096;
 	struct gi_pathent *nv = calloc(nc, sizeof *nv);
 	if (!nv)
 		return BW_ENOMEM;
-	for (size_t i = 0; i < g->path_cap; i++) {
-		struct gi_pathent *e = &g->paths[i];
+	for (size_t i = 0; i < m->cap; i++) {
+		struct gi_pathent *e = &m->v[i];
 		if (!e->h)
 			continue;
 		size_t j = e->h & (nc - 1);
@@ -88,51 +88,51 @@ static int path_grow(struct bw_guard *g)
 			j = (j + 1) & (nc - 1);
 		nv[j] = *e;
 	}
-	free(g->paths);
-	g->paths = nv;
-	g->path_cap = nc;
+	free(m->v);
+	m->v = nv;
+	m->cap = nc;
 	return 0;
 }
 
-void gi_path_set(struct bw_guard *g, const char *path, dev_t dev, uint64_t ino)
+void gi_path_set(struct gi_pathmap *m, const char *path, dev_t dev, uint64_t ino)
 {
 	uint64_t h = gi_path_hash(path);
-	if ((g->path_n + 1) * 10 >= g->path_cap * 7 && path_grow(g))
+	if ((m->n + 1) * 10 >= m->cap * 7 && path_grow(m))
 		return;
-	size_t j = h & (g->path_cap - 1);
-	while (g->paths[j].h && g->paths[j].h != h)
-		j = (j + 1) & (g->path_cap - 1);
-	if (!g->paths[j].h)
-		g->path_n++;
-	g->paths[j].h = h;
-	g->paths[j].ino = ino;
-	g->paths[j].dev = dev;
+	size_t j = h & (m->cap - 1);
+	while (m->v[j].h && m->v[j].h != h)
+		j = (j + 1) & (m->cap - 1);
+	if (!m->v[j].h)
+		m->n++;
+	m->v[j].h = h;
+	m->v[j].ino = ino;
+	m->v[j].dev = dev;
 }
 
-uint64_t gi_path_take(struct bw_guard *g, const char *path, dev_t *dev)
+uint64_t gi_path_take(struct gi_pathmap *m, const char *path, dev_t *dev)
 {
-	if (!g->path_cap)
+	if (!m->cap)
 		return 0;
 	uint64_t h = gi_path_hash(path);
-	size_t mask = g->path_cap - 1, j = h & mask;
-	while (g->paths[j].h && g->paths[j].h != h)
+	size_t mask = m->cap - 1, j = h & mask;
+	while (m->v[j].h && m->v[j].h != h)
 		j = (j + 1) & mask;
-	if (!g->paths[j].h)
+	if (!m->v[j].h)
 		return 0;
-	uint64_t ino = g->paths[j].ino;
+	uint64_t ino = m->v[j].ino;
 	if (dev)
-		*dev = g->paths[j].dev;
+		*dev = m->v[j].dev;
 	/* backward-shift deletion keeps probe chains intact */
 	size_t hole = j;
-	for (size_t k = (j + 1) & mask; g->paths[k].h; k = (k + 1) & mask) {
-		size_t home = g->paths[k].h & mask;
+	for (size_t k = (j + 1) & mask; m->v[k].h; k = (k + 1) & mask) {
+		size_t home = m->v[k].h & mask;
 		if ((k > hole && (home <= hole || home > k)) ||
 		    (k < hole && (home <= hole && home > k))) {
-			g->paths[hole] = g->paths[k];
+			m->v[hole] = m->v[k];
 			hole = k;
 		}
 	}
-	memset(&g->paths[hole], 0, sizeof g->paths[hole]);
-	g->path_n--;
+	memset(&m->v[hole], 0, sizeof m->v[hole]);
+	m->n--;
 	return ino;
 }

@@ -77,7 +77,7 @@ int gi_vault_hold(struct bw_guard *g, struct gi_inode *in, int fd,
 	}
 	in->hold = fd + 1;
 	g->nheld++;
-	gi_path_set(g, path, st->st_dev, st->st_ino);
+	gi_path_set(&g->paths, path, st->st_dev, st->st_ino);
 	gi_journal(g, "seen", pid, path, NULL, st, NULL);
 	return 1;
 }
@@ -176,7 +176,7 @@ static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
 }
 
 /* Copy data regions only; holes stay holes. */
-static int copy_sparse(int in, int out, uint64_t size)
+int gi_copy_sparse(int in, int out, uint64_t size)
 {
 	off_t off = 0;
 	while ((uint64_t)off < size) {
@@ -241,7 +241,7 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		if (out < 0)
 			return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
 			               strerror(errno));
-		r = copy_sparse(fd, out, size);
+		r = gi_copy_sparse(fd, out, size);
 		struct stat cst;
 		if (!r && fstat(out, &cst) == 0)
 			g->vault_bytes += (uint64_t)cst.st_blocks * 512;
