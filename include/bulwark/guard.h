@@ -52,6 +52,10 @@ struct bw_guard_policy {
 	int64_t window_ns;      /* behaviour older than this stops counting */
 	int canaries;           /* place and watch canary files */
 	int use_syslog;
+	int strict_reads;       /* a permission event for every read too, so
+	                           that truncate(2) by name of a file nobody
+	                           has open for writing is copied first (by
+	                           default it is detected, not copied) */
 };
 
 void bw_guard_policy_defaults(struct bw_guard_policy *p);

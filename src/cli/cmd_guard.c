@@ -44,6 +44,11 @@ static void help(void)
 "      --mode MODE       enforce (default) or monitor (alerts only)\n"
 "      --no-supervisor   run the engine in this process\n"
 "      --no-syslog       do not copy alerts to syslog\n"
+"      --strict-reads    a permission event for every read as well: then a\n"
+"                        truncate(2) by name of a file that nobody has open\n"
+"                        for writing is copied before it happens (by default\n"
+"                        it is detected and stopped, but that file's old\n"
+"                        content is lost); costs about a round trip per read\n"
 "      --json            print alerts on stdout as JSON lines\n"
 "\n"
 "status: protected trees, vault use, counters, recent verdicts.\n"
@@ -182,6 +187,7 @@ static int cmd_run(int argc, char **argv)
 		{"mode", required_argument, NULL, 4},
 		{"no-supervisor", no_argument, NULL, 5},
 		{"no-syslog", no_argument, NULL, 6},
+		{"strict-reads", no_argument, NULL, 7},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -226,6 +232,7 @@ static int cmd_run(int argc, char **argv)
 			break;
 		case 5: nosup = 1; break;
 		case 6: pol.use_syslog = 0; break;
+		case 7: pol.strict_reads = 1; break;
 		case 'h': help(); return EXIT_OK;
 		default: return cli_usage_error("guard run", "unknown option");
 		}

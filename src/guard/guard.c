@@ -16,6 +16,7 @@
 #include "journal.h"
 
 #include <errno.h>
+#include <linux/falloc.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <stdio.h>
@@ -220,12 +221,13 @@ static int fd_is_inode(pid_t tid, unsigned long fdno, int evfd)
 /* Is the thread's blocked system call a write to this file (1), or a
  * read (0)?  Unknown calls count as writes: a copy too many costs
  * time, a copy too few costs a file. */
-static int access_is_write(pid_t tid, int evfd)
+static int access_is_write(pid_t tid, int evfd, long *nrp, unsigned long *a)
 {
 	long nr;
-	unsigned long a[6];
+	*nrp = -1;
 	if (bw_proc_syscall(tid, &nr, a) || nr < 0)
 		return 1;
+	*nrp = nr;
 	switch (nr) {
 	case SYS_read: case SYS_pread64: case SYS_readv: case SYS_preadv:
 	case SYS_preadv2: case SYS_execve: case SYS_execveat:
@@ -299,39 +301,101 @@ static void ignore_writes(struct bw_guard *g, int fd, int on)
 		bw_debug("guard: ignore mark: %s", strerror(errno));
 }
 
-static void enqueue_close(struct bw_guard *g, int fd, pid_t tgid, pid_t tid,
-                          pid_t sid, int64_t copy_ns, int64_t copy_off,
-                          uint64_t copy_size, const struct stat *st)
+int gi_job_copy(struct gi_job *j, const struct gi_wcopy *w)
 {
-	gi_enqueue(g, fd, tgid, tid, sid, copy_ns, copy_off, copy_size, st->st_ino,
-	           st->st_dev);
+	j->copy_ns = -1;
+	j->copy_off = -1;
+	j->copy_size = 0;
+	j->runs = NULL;
+	j->nruns = 0;
+	if (!w || (!w->copied && !w->pages) || w->ns < 0)
+		return 0;
+	j->copy_ns = w->ns;
+	j->copy_off = w->off;
+	j->copy_size = w->size;
+	if (w->pages && w->ncopied < w->npages) {
+		/* only the ranges written so far are in the copy */
+		j->runs = malloc(GI_JOB_RUNS * sizeof *j->runs);
+		if (!j->runs) {
+			j->copy_ns = -1;
+			return BW_ENOMEM;
+		}
+		j->nruns = gi_wc_runs(w, j->runs, GI_JOB_RUNS, 1u << 20);
+		if (!j->nruns) {
+			free(j->runs);
+			j->runs = NULL;
+			j->copy_ns = -1;
+		}
+	}
+	return 0;
 }
 
-void gi_enqueue(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
-                int64_t copy_ns, int64_t copy_off, uint64_t copy_size, uint64_t ino,
-                dev_t dev)
+void gi_job_release(struct gi_job *j)
 {
-	pthread_mutex_lock(&g->qlock);
-	if (g->qtail - g->qhead >= g->qcap) {
-		pthread_mutex_unlock(&g->qlock);
-		close(fd); /* queue full: the writer's other files still count */
+	if (j->fd >= 0)
+		close(j->fd);
+	j->fd = -1;
+	free(j->runs);
+	j->runs = NULL;
+}
+
+/* A file nobody has open for writing: its pre-content events can only be
+ * reads, or a truncate(2) by name.  Unless reads are strict, ignore them
+ * all and watch the file for modification instead, which only that
+ * truncate can cause now (lock held). */
+static void read_mode(struct bw_guard *g, int fd, struct gi_inode *in,
+                      const struct stat *st)
+{
+	if (g->pol.strict_reads || in->writers > 0)
 		return;
+	in->rsize = (uint64_t)st->st_size;
+	if (!in->read_watch && !in->preopened) {
+		if (fanotify_mark(g->perm_fd, FAN_MARK_ADD, FAN_MODIFY, fd, NULL)) {
+			bw_debug("guard: modify mark: %s", strerror(errno));
+			return; /* no watch, no ignoring */
+		}
+		in->read_watch = 1;
 	}
-	pthread_mutex_lock(&g->lock);
-	struct gi_tree *t = gi_tree_get(g, sid, 0);
-	if (t)
-		t->pending++;
-	pthread_mutex_unlock(&g->lock);
-	struct gi_job *j = &g->q[g->qtail++ % g->qcap];
+	if (!in->write_ignored) {
+		ignore_writes(g, fd, 1);
+		in->write_ignored = 1;
+	}
+}
+
+/* A write open: the end of read mode (lock held). */
+static void write_mode(struct bw_guard *g, int fd, struct gi_inode *in)
+{
+	if (in->read_watch && !in->preopened)
+		fanotify_mark(g->perm_fd, FAN_MARK_REMOVE, FAN_MODIFY, fd, NULL);
+	in->read_watch = 0;
+}
+
+static void enqueue_file(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
+                         struct gi_job *j, const struct stat *st)
+{
 	j->fd = fd;
 	j->tgid = tgid;
 	j->tid = tid;
 	j->sid = sid;
-	j->copy_ns = copy_ns;
-	j->copy_off = copy_off;
-	j->copy_size = copy_size;
-	j->ino = ino;
-	j->dev = dev;
+	j->ino = st->st_ino;
+	j->dev = st->st_dev;
+	gi_enqueue(g, j);
+}
+
+void gi_enqueue(struct bw_guard *g, struct gi_job *j)
+{
+	pthread_mutex_lock(&g->qlock);
+	if (g->qtail - g->qhead >= g->qcap) {
+		pthread_mutex_unlock(&g->qlock);
+		gi_job_release(j); /* queue full: the writer's other files still count */
+		return;
+	}
+	pthread_mutex_lock(&g->lock);
+	struct gi_tree *t = gi_tree_get(g, j->sid, 0);
+	if (t)
+		t->pending++;
+	pthread_mutex_unlock(&g->lock);
+	g->q[g->qtail++ % g->qcap] = *j;
 	pthread_cond_signal(&g->qcond);
 	pthread_mutex_unlock(&g->qlock);
 }
@@ -387,6 +451,34 @@ static struct gi_inode *hold_inode(struct bw_guard *g, int fd, const struct stat
 	return in;
 }
 
+/* The range a pre-content event reports: 1 and at/count (count 0: to the
+ * end of the file), or 0 when it carries none. */
+static int event_range(const struct fanotify_event_metadata *m, uint64_t *at,
+                       uint64_t *count)
+{
+	struct range_info {
+		struct fanotify_event_info_header hdr;
+		uint32_t pad;
+		uint64_t offset, count;
+	};
+	const char *p = (const char *)m + m->metadata_len, *end = (const char *)m + m->event_len;
+	while (p + sizeof(struct fanotify_event_info_header) <= end) {
+		struct fanotify_event_info_header h;
+		memcpy(&h, p, sizeof h);
+		if (h.len < sizeof h || p + h.len > end)
+			return 0;
+		if (h.info_type == FAN_EVENT_INFO_TYPE_RANGE && h.len >= sizeof(struct range_info)) {
+			struct range_info r;
+			memcpy(&r, p, sizeof r);
+			*at = r.offset;
+			*count = r.count;
+			return 1;
+		}
+		p += h.len;
+	}
+	return 0;
+}
+
 /* One event of the permission group.  Owns m->fd. */
 static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
@@ -405,9 +497,24 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		return;
 	}
 	who(g, tid, &tgid, &sid, &trusted);
+	long nr = -1;
+	unsigned long sa[6] = {0};
 	if ((m->mask & FAN_PRE_ACCESS) && !(m->mask & FAN_OPEN_PERM) &&
-	    (tgid == g->self || trusted || !access_is_write(tid, fd))) {
-		/* reads, and everything the guard and trusted programs do */
+	    (tgid == g->self || trusted || !access_is_write(tid, fd, &nr, sa))) {
+		/* reads, and everything the guard and trusted programs do; an
+		 * episode whose writers lack copies pays for its reads too */
+		if (tgid != g->self && !fstat(fd, &st) && (uint64_t)st.st_size > GI_PACK_MAX) {
+			pthread_mutex_lock(&g->lock);
+			struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
+			if (in && in->writers > 0 && in->nwc && !fd_path(fd, path, sizeof path) &&
+			    gi_wc_event(g, fd, &st, path, in) == 0 && !in->write_ignored &&
+			    gi_wc_all_copied(in)) {
+				ignore_writes(g, fd, 1);
+				in->write_ignored = 1;
+			}
+			pthread_mutex_unlock(&g->lock);
+			bw_err_clear();
+		}
 		respond(g, fd, FAN_ALLOW);
 		close(fd);
 		return;
@@ -423,52 +530,65 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* a write through a descriptor opened before the guard: no
 		 * permission event comes for it, so judge the file as it is
 		 * being written (at most every 20 ms) */
-		int64_t now = bw_now_ns(), cns = -1, coff = -1;
-		uint64_t csize = 0;
+		int64_t now = bw_now_ns();
+		struct gi_job j = {.fd = -1, .copy_ns = -1};
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
-		if (in && in->preopened && now - in->last_mod_ns >= 20000000LL &&
-		    in->copy_sid == sid) {
+		int cut = 0;
+		if (in && !in->preopened && in->read_watch && in->writers == 0) {
+			/* changed with no writer open: truncate(2) by name */
+			cut = (uint64_t)st.st_size < in->rsize;
+			in->rsize = (uint64_t)st.st_size;
+		}
+		if (in && in->preopened && now - in->last_mod_ns >= 20000000LL) {
 			in->last_mod_ns = now;
-			cns = in->copy_ns;
-			coff = in->copy_off;
-			csize = in->copy_size;
+			gi_job_copy(&j, gi_wc_find(in, sid));
 		}
 		pthread_mutex_unlock(&g->lock);
-		if (cns < 0 || tgid == g->self || trusted || !mnt) {
+		if (cut && tgid != g->self && !trusted && mnt && !fd_path(fd, path, sizeof path)) {
+			char ev[4200];
+			snprintf(ev, sizeof ev, "%.4000s (truncated by name: its old content "
+			         "could not be kept)", path);
+			gi_journal(g, "cut", tgid, path, NULL, &st, NULL);
+			gi_score_add(g, tgid, sid, "damaged", 0, ev);
+		}
+		if (j.copy_ns < 0 || tgid == g->self || trusted || !mnt) {
+			gi_job_release(&j);
 			close(fd);
 			return;
 		}
-		enqueue_close(g, fd, tgid, tid, sid, cns, coff, csize, &st);
+		enqueue_file(g, fd, tgid, tid, sid, &j, &st);
 		return;
 	}
 	if (m->mask & FAN_CLOSE_WRITE) {
-		int64_t cns = -1, coff = -1;
-		uint64_t csize = 0;
+		struct gi_job j = {.fd = -1, .copy_ns = -1};
+		int mine = tgid != g->self && !trusted && mnt;
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
 		if (in) {
-			if (in->copy_sid == sid) {
-				cns = in->copy_ns;
-				coff = in->copy_off;
-				csize = in->copy_size;
-			}
+			if (mine)
+				gi_job_copy(&j, gi_wc_find(in, sid));
 			if (in->writers > 0)
 				in->writers--;
 			if (in->writers == 0) {
-				if (in->write_ignored) {
-					ignore_writes(g, fd, 0);
-					in->write_ignored = 0;
+				gi_wc_end(in); /* the write episode is over */
+				if (g->pol.strict_reads) {
+					if (in->write_ignored) {
+						ignore_writes(g, fd, 0);
+						in->write_ignored = 0;
+					}
+				} else {
+					read_mode(g, fd, in, &st);
 				}
-				in->copy_sid = 0; /* the write episode is over */
 			}
 		}
 		pthread_mutex_unlock(&g->lock);
-		if (tgid == g->self || trusted || !mnt || cns < 0) {
+		if (!mine || j.copy_ns < 0) {
+			gi_job_release(&j);
 			close(fd);
 			return;
 		}
-		enqueue_close(g, fd, tgid, tid, sid, cns, coff, csize, &st);
+		enqueue_file(g, fd, tgid, tid, sid, &j, &st);
 		return;
 	}
 	if (!mnt || fd_path(fd, path, sizeof path) || !gi_path_protected(g, path)) {
@@ -480,7 +600,9 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* their files are held too: an untrusted program may delete them later */
 		if (m->mask & FAN_OPEN_PERM) {
 			pthread_mutex_lock(&g->lock);
-			hold_inode(g, fd, &st, path, tgid);
+			struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
+			if (in)
+				read_mode(g, fd, in, &st);
 			pthread_mutex_unlock(&g->lock);
 		}
 		respond(g, fd, FAN_ALLOW);
@@ -495,20 +617,26 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			wait_for_verdicts(g, sid);
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
+		struct gi_wcopy *w = NULL;
 		if (in && wr) {
-			in->writers++;
-			if (in->write_ignored && in->copy_sid != sid) {
+			if (in->writers++ == 0)
+				write_mode(g, fd, in);
+			/* a tree new to the episode: its first write needs a copy */
+			w = gi_wc_add(in, sid);
+			if (in->write_ignored && (!w || !w->copied)) {
 				ignore_writes(g, fd, 0);
 				in->write_ignored = 0;
 			}
 		}
-		/* O_TRUNC empties the file before any pre-content event */
-		if (in && fl >= 0 && (fl & O_TRUNC) && st.st_size > 0 &&
-		    in->copy_sid != sid) {
-			if (gi_vault_copy(g, fd, &st, path, tgid, sid, in) == 0) {
-				in->copy_sid = sid;
+		/* O_TRUNC empties the file before any pre-content event; a
+		 * small file is copied at its write open too: one event
+		 * instead of two, and once every writer has its copy no read
+		 * of the episode costs an event either */
+		if (w && !w->copied && ((fl >= 0 && (fl & O_TRUNC)) ||
+		                        (uint64_t)st.st_size <= GI_PACK_MAX)) {
+			if (gi_wc_before_write(g, fd, &st, path, tgid, w, 0, 0, 0) == 0) {
 				/* the episode's writes need no further event */
-				if (in->writers > 0 && !in->write_ignored) {
+				if (gi_wc_all_copied(in) && !in->write_ignored) {
 					ignore_writes(g, fd, 1);
 					in->write_ignored = 1;
 				}
@@ -517,13 +645,16 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 				bw_err_clear();
 			}
 		}
+		if (in && !wr)
+			read_mode(g, fd, in, &st);
 		pthread_mutex_unlock(&g->lock);
 		if (wr && gi_tree_condemned(g, sid))
 			resp = FAN_DENY;
 	} else if (m->mask & FAN_PRE_ACCESS) {
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-		int first = in && in->copy_sid != sid;
+		struct gi_wcopy *w = in ? gi_wc_find(in, sid) : NULL;
+		int first = in && (!w || !w->copied);
 		pthread_mutex_unlock(&g->lock);
 		if (first && gi_tree_suspect(g, sid))
 			wait_for_verdicts(g, sid);
@@ -532,27 +663,46 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			close(fd);
 			return;
 		}
+		uint64_t at = 0, count = 0;
+		/* fallocate changes no byte when it only allocates, only its
+		 * range when it punches or zeroes, and shifts everything after
+		 * it when it collapses or inserts: copy all of it then */
+		int falloc = nr == SYS_fallocate;
+		unsigned long fmode = falloc ? sa[1] : 0;
+		if (falloc && (fmode & ~(unsigned long)FALLOC_FL_KEEP_SIZE) == 0) {
+			respond(g, fd, FAN_ALLOW);
+			close(fd);
+			return;
+		}
+		int ranged = event_range(m, &at, &count) &&
+		             (!falloc || !(fmode & (FALLOC_FL_COLLAPSE_RANGE | FALLOC_FL_INSERT_RANGE)));
 		pthread_mutex_lock(&g->lock);
 		in = gi_inode_get(g, st.st_ino, 1);
-		if (in && in->copy_sid != sid) {
-			int r = 0;
-			if (st.st_size > 0) {
-				r = gi_vault_copy(g, fd, &st, path, tgid, sid, in);
-			} else {
-				in->copy_ns = 0; /* the file was empty */
-				in->copy_size = 0;
+		/* a writer without a write open of its own (an inherited
+		 * descriptor, truncate(2) by name) gets its copy too */
+		w = in ? gi_wc_add(in, sid) : NULL;
+		if (w && !w->copied) {
+			if (gi_wc_before_write(g, fd, &st, path, tgid, w, ranged, at, count)) {
+				bw_warn("guard: %s", bw_err_msg());
+				bw_err_clear();
 			}
-			if (r == 0) {
-				in->copy_sid = sid;
-			} else {
+		} else if (in && !w && st.st_size > 0) {
+			/* no memory for the episode: copy anyway, every time */
+			if (gi_vault_copy(g, fd, &st, path, tgid, NULL)) {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
 			}
 		}
-		if (in && in->copy_sid == sid && in->writers > 0 && !in->write_ignored) {
+		if (in && in->writers > 0 && gi_wc_event(g, fd, &st, path, in)) {
+			bw_warn("guard: %s", bw_err_msg());
+			bw_err_clear();
+		}
+		if (in && in->writers > 0 && !in->write_ignored && gi_wc_all_copied(in)) {
 			ignore_writes(g, fd, 1);
 			in->write_ignored = 1;
 		}
+		if (in && in->writers == 0)
+			gi_wc_end(in); /* no episode to remember it for */
 		pthread_mutex_unlock(&g->lock);
 		gi_score_add(g, tgid, sid, NULL, 0, NULL);
 	}

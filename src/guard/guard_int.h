@@ -34,19 +34,37 @@
 #define FAN_EVENT_INFO_TYPE_NEW_DFID_NAME 12
 #endif
 
+/* One tree's copy of a file in the file's current write episode
+ * (episode.c). */
+struct gi_wcopy {
+	pid_t sid;
+	int copied;       /* the whole old content is in the vault */
+	int64_t ns;       /* copies/<ns>-<ino> or segment <ns>.seg; 0: the file
+	                     was empty; -1: nothing copied yet */
+	int64_t off;      /* offset in the segment; -1 = a file of its own */
+	uint64_t size;    /* the file's size when the copy began */
+	/* ranged copies (files over GI_PACK_MAX): pages copied so far */
+	uint64_t *pages;  /* bitmap of 4 KiB pages; NULL: not ranged */
+	uint64_t npages, ncopied, events;
+	int vfd;          /* the ranged copy's file, or -1 */
+};
+
 /* What the guard knows of one inode of a protected file system. */
 struct gi_inode {
 	uint64_t ino;     /* 0 = free slot */
 	int writers;      /* open file descriptions with write access */
 	int hold;         /* fd + 1 of the descriptor the guard holds on it */
 	pid_t born_sid;   /* the tree that created it (its own files are not lost) */
+	pid_t born_pid;   /* and the process (what it deletes itself is not copied) */
 	int preopened;    /* open for writing before the guard: FAN_MODIFY watched */
 	int64_t last_mod_ns;
-	int write_ignored;/* an ignore mark skips its writes (copy taken) */
-	pid_t copy_sid;   /* the tree whose first write the copy preceded */
-	int64_t copy_ns;  /* that copy: copies/<ns>-<ino>, or segment <ns>.seg */
-	int64_t copy_off; /* offset in the segment; -1 = a file of its own */
-	uint64_t copy_size;
+	int write_ignored;/* an ignore mark skips its pre-content events: every
+	                     writer has its copy, or there is no writer */
+	int read_watch;   /* no writer: FAN_MODIFY watched (truncate(2) by name) */
+	uint64_t rsize;   /* its size when it was last seen with no writer */
+	struct gi_wcopy *wc; /* the episode's copies, one per writing tree */
+	int nwc, wccap;
+	uint64_t events;  /* pre-content events while a writer had no copy */
 };
 
 /* Behaviour of one process tree (keyed by session). */
@@ -138,14 +156,20 @@ struct bw_guard {
 	int ncanary;
 };
 
+/* A byte range of a ranged copy. */
+struct gi_run { uint64_t at, len; };
+#define GI_JOB_RUNS 64
+
 struct gi_job {
 	int fd;
 	pid_t tgid, tid, sid;
 	int64_t copy_ns;  /* the copy before this episode; 0 new/empty; -1 none */
-	int64_t copy_off; /* as in gi_inode */
+	int64_t copy_off; /* as in gi_wcopy */
 	uint64_t copy_size;
 	uint64_t ino;
 	dev_t dev;
+	struct gi_run *runs; /* a ranged copy: the ranges it holds (owned) */
+	int nruns;
 };
 
 /* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait */
@@ -162,10 +186,13 @@ static inline struct timespec gi_deadline(long ms)
 	return ts;
 }
 
-/* Queue a file for analysis (takes fd); counts as pending for sid. */
-void gi_enqueue(struct bw_guard *g, int fd, pid_t tgid, pid_t tid, pid_t sid,
-                int64_t copy_ns, int64_t copy_off, uint64_t copy_size, uint64_t ino,
-                dev_t dev);
+/* Queue a file for analysis: j->fd and j->runs pass to the queue; counts
+ * as pending for j->sid. */
+void gi_enqueue(struct bw_guard *g, struct gi_job *j);
+/* Fill j's copy fields from w (lock held; w NULL: no copy).  0, or
+ * BW_ENOMEM. */
+int gi_job_copy(struct gi_job *j, const struct gi_wcopy *w);
+void gi_job_release(struct gi_job *j);
 
 /* inode table (lock held) */
 struct gi_inode *gi_inode_get(struct bw_guard *g, uint64_t ino, int create);
@@ -189,9 +216,10 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 /* Copy a file's content to the vault before it changes (lock held).
  * Small files are appended to the current segment (one file creation per
  * 64 MiB instead of one per copy: ext4's inode allocator is the cost);
- * larger ones get a sparse file of their own.  Sets in->copy_*. */
+ * larger ones get a sparse file of their own.  Sets w->ns/off/size. */
+#define GI_PACK_MAX (1u << 20)
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
-                  const char *path, pid_t pid, pid_t sid, struct gi_inode *in);
+                  const char *path, pid_t pid, struct gi_wcopy *w);
 /* Copy size bytes from in to out (both at offset 0), data regions only:
  * holes stay holes.  Used for vault copies and for restores from them. */
 int gi_copy_sparse(int in, int out, uint64_t size) BW_WUR;
@@ -205,9 +233,35 @@ int gi_preopened_scan(struct bw_guard *g);
 void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
                 const char *path, const char *to, const struct stat *st,
                 const char *vault);
-/* a copy entry; off >= 0: packed at that offset of the segment vault */
+/* a copy entry; off >= 0: packed at that offset of the segment vault;
+ * ranged: the vault holds only the ranges of the "range" entries after it */
 void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
-                     const struct stat *st, const char *vault, int64_t off);
+                     const struct stat *st, const char *vault, int64_t off,
+                     int ranged);
+/* len bytes at offset at of the file were copied to the ranged copy vault */
+void gi_journal_range(struct bw_guard *g, pid_t pid, const char *path,
+                      const struct stat *st, const char *vault, uint64_t at,
+                      uint64_t len);
+
+/* episode.c (lock held) */
+struct gi_wcopy *gi_wc_find(struct gi_inode *in, pid_t sid);
+/* find, or add with nothing copied; NULL when out of memory */
+struct gi_wcopy *gi_wc_add(struct gi_inode *in, pid_t sid);
+int gi_wc_all_copied(const struct gi_inode *in);
+/* the episode is over: forget its copies (the vault keeps them) */
+void gi_wc_end(struct gi_inode *in);
+/* Before a write by w's tree of [at, at + count) (count 0: to the end,
+ * a truncation; no range known: the whole file): copy what it needs. */
+int gi_wc_before_write(struct bw_guard *g, int fd, const struct stat *st,
+                       const char *path, pid_t pid, struct gi_wcopy *w,
+                       int have_range, uint64_t at, uint64_t count);
+/* A pre-content event (read or write) while some writer lacks a whole
+ * copy: when they have cost as much as a copy, snapshot the file for all
+ * of them.  0 or an error. */
+int gi_wc_event(struct bw_guard *g, int fd, const struct stat *st,
+                const char *path, struct gi_inode *in);
+/* The ranges a ranged copy holds, at most max of them and budget bytes. */
+int gi_wc_runs(const struct gi_wcopy *w, struct gi_run *out, int max, uint64_t budget);
 
 /* score.c */
 struct gi_tree *gi_tree_get(struct bw_guard *g, pid_t sid, int create);

@@ -122,12 +122,28 @@ void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
 }
 
 void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
-                     const struct stat *st, const char *vault, int64_t off)
+                     const struct stat *st, const char *vault, int64_t off,
+                     int ranged)
 {
 	json_t *o = entry(g, "copy", pid, path, NULL, st, vault);
 	/* packed: where in the segment the bytes are */
 	if (o && off >= 0)
 		json_object_set_new(o, "off", json_integer(off));
+	if (o && ranged)
+		json_object_set_new(o, "ranged", json_true());
+	put(g, o);
+}
+
+void gi_journal_range(struct bw_guard *g, pid_t pid, const char *path,
+                      const struct stat *st, const char *vault, uint64_t at,
+                      uint64_t len)
+{
+	json_t *o = entry(g, "range", pid, path, NULL, NULL, vault);
+	if (o) {
+		json_object_set_new(o, "ino", json_integer((json_int_t)st->st_ino));
+		json_object_set_new(o, "at", json_integer((json_int_t)at));
+		json_object_set_new(o, "len", json_integer((json_int_t)len));
+	}
 	put(g, o);
 }
 

@@ -221,8 +221,10 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			pthread_mutex_lock(&g->lock);
 			gi_path_set(&g->paths, path, mnt->dev, stp->st_ino);
 			struct gi_inode *in = gi_inode_get(g, stp->st_ino, 1);
-			if (in)
+			if (in) {
 				in->born_sid = sid;
+				in->born_pid = tgid;
+			}
 			pthread_mutex_unlock(&g->lock);
 		}
 		if (tgid == g->self)
@@ -325,7 +327,30 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 			return;
 		struct bw_sample_cmp c;
 		int r;
-		if (j->copy_off >= 0) {
+		if (j->runs) {
+			/* a ranged copy: the bytes it overwrote against the bytes
+			 * there now, range by range, end to end */
+			uint64_t tot = 0;
+			for (int i = 0; i < j->nruns; i++)
+				tot += j->runs[i].len;
+			uint8_t *ob = malloc(tot ? tot : 1), *nb = calloc(1, tot ? tot : 1);
+			uint64_t o = 0, nlen = 0;
+			r = ob && nb ? 0 : BW_ENOMEM;
+			for (int i = 0; !r && i < j->nruns; i++) {
+				ssize_t a = pread(ofd, ob + o, j->runs[i].len, (off_t)j->runs[i].at);
+				ssize_t b = pread(j->fd, nb + o, j->runs[i].len, (off_t)j->runs[i].at);
+				if (a != (ssize_t)j->runs[i].len || b < 0)
+					r = BW_EIO;
+				else if (b > 0)
+					nlen = o + (uint64_t)b;
+				o += j->runs[i].len;
+			}
+			close(ofd);
+			if (!r)
+				r = bw_sample_compare_mem(ob, (size_t)o, nb, (size_t)nlen, &c);
+			free(ob);
+			free(nb);
+		} else if (j->copy_off >= 0) {
 			/* a packed copy (at most 1 MiB): compared in memory */
 			uint8_t *ob = malloc(j->copy_size ? j->copy_size : 1);
 			struct stat nst;
@@ -399,7 +424,7 @@ void *gi_analysis_thread(void *arg)
 		g->analysis_busy = 1;
 		pthread_mutex_unlock(&g->qlock);
 		analyse(g, &j);
-		close(j.fd);
+		gi_job_release(&j);
 		g->analysis_busy = 0;
 		pthread_mutex_lock(&g->lock);
 		struct gi_tree *t = gi_tree_get(g, j.sid, 0);

@@ -167,10 +167,12 @@ static int set_kv(struct bw_guard_policy *p, const char *k, const char *v)
 		if (end == v || *end || !(x >= 0.5 && x <= 100))
 			return bw_errf(BW_EINVAL, "%s: a number from 0.5 to 100", k);
 		*(k[0] == 'f' ? &p->freeze_score : &p->kill_score) = x;
-	} else if (!strcmp(k, "canaries") || !strcmp(k, "syslog")) {
+	} else if (!strcmp(k, "canaries") || !strcmp(k, "syslog") ||
+	           !strcmp(k, "strict-reads")) {
 		if (parse_bool(v, &b))
 			return bw_errf(BW_EINVAL, "%s: yes or no", k);
-		*(k[0] == 'c' ? &p->canaries : &p->use_syslog) = b;
+		*(k[0] == 'c' ? &p->canaries : k[1] == 'y' ? &p->use_syslog
+		                                          : &p->strict_reads) = b;
 	} else {
 		return bw_errf(BW_EINVAL, "unknown setting '%s'", k);
 	}

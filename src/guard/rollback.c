@@ -39,6 +39,15 @@ struct rb_ino {
 	uint64_t copy_len;
 	unsigned mode, uid, gid;
 	int64_t mtime;
+	/* a ranged first copy: the file is rebuilt from a base (the current
+	 * file, or a whole copy taken later, at base_t) with the ranges copied
+	 * before base_t laid over it, the earliest last */
+	int ranged;
+	struct rb_range { char *vault; uint64_t at, len; int64_t t; } *rg;
+	size_t nrg, rgcap;
+	char *base;
+	int64_t base_off, base_t;
+	uint64_t base_len;
 	int touched, created;
 	int dead;           /* deleted or replaced: its number may come back */
 };
@@ -184,10 +193,35 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				set_str(&r->copy, e->vault);
 				r->copy_off = e->off;
 				r->copy_len = e->size;
+				r->ranged = e->ranged;
 				r->mode = e->mode; r->uid = e->uid; r->gid = e->gid;
 				r->mtime = e->mtime;
+			} else if (r->ranged && !e->ranged && !r->created) {
+				set_str(&r->base, e->vault);
+				r->base_off = e->off;
+				r->base_len = e->size;
+				r->base_t = e->t;
 			}
 		}
+		return;
+	case GJ_RANGE:
+		r = rb_get(b, e->ino);
+		if (!r || !in_window || !r->ranged || r->created)
+			return;
+		if (r->nrg == r->rgcap) {
+			size_t nc = r->rgcap ? r->rgcap * 2 : 16;
+			struct rb_range *nv = realloc(r->rg, nc * sizeof *nv);
+			if (!nv)
+				return;
+			r->rg = nv;
+			r->rgcap = nc;
+		}
+		r->rg[r->nrg].vault = strdup(e->vault);
+		if (!r->rg[r->nrg].vault)
+			return;
+		r->rg[r->nrg].at = e->at;
+		r->rg[r->nrg].len = e->len;
+		r->rg[r->nrg++].t = e->t;
 		return;
 	case GJ_CREATE:
 		if (!e->ino)
@@ -328,43 +362,142 @@ static int tmp_name(const char *target, char *out, size_t n)
 	return k < 0 || (size_t)k >= n ? BW_ETOOBIG : 0;
 }
 
+/* Copy len bytes at off of in (a segment) to out at 0. */
+static int copy_packed_out(int in, int out, int64_t off, uint64_t len)
+{
+	off_t pos = off;
+	while (len) {
+		ssize_t w = sendfile(out, in, &pos, len);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		len -= (uint64_t)w;
+	}
+	return 0;
+}
+
+/* Lay the ranged copies over out, latest first, so that each byte ends
+ * with its oldest copy; only those taken before `before` (0: all). */
+static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
+{
+	char *buf = malloc(1u << 20);
+	int fd = -1, rr = 0;
+	const char *open_name = NULL;
+	if (!buf)
+		return -1;
+	for (size_t i = r->nrg; i-- > 0 && !rr;) {
+		const struct rb_range *x = &r->rg[i];
+		if (before && x->t >= before)
+			continue;
+		if (!open_name || strcmp(open_name, x->vault)) {
+			if (fd >= 0)
+				close(fd);
+			fd = open(x->vault, O_RDONLY | O_CLOEXEC);
+			open_name = x->vault;
+			if (fd < 0) {
+				rr = -1;
+				break;
+			}
+		}
+		for (uint64_t done = 0; done < x->len && !rr;) {
+			size_t want = x->len - done > (1u << 20) ? 1u << 20 : (size_t)(x->len - done);
+			ssize_t n = pread(fd, buf, want, (off_t)(x->at + done));
+			if (n <= 0) {
+				if (n == 0)
+					errno = EINVAL; /* the copy is shorter than its log */
+				rr = -1;
+				break;
+			}
+			for (ssize_t k = 0; k < n;) {
+				ssize_t w = pwrite(out, buf + k, (size_t)(n - k),
+				                   (off_t)(x->at + done) + k);
+				if (w < 0 && errno == EINTR)
+					continue;
+				if (w <= 0) {
+					rr = -1;
+					break;
+				}
+				k += w;
+			}
+			done += (uint64_t)n;
+		}
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return rr;
+}
+
+/* Fill out with the old content of r: its first copy, or for a ranged
+ * one, a base with the ranges laid over it.  Sets *size. */
+static int write_old(const struct rb_ino *r, int out, const char *target, off_t *size)
+{
+	struct stat st;
+	if (!r->ranged) {
+		int in = open(r->copy, O_RDONLY | O_CLOEXEC);
+		if (in < 0)
+			return bw_errf(BW_ENOENT, "%s: vault copy %s: %s", target, r->copy,
+			               strerror(errno));
+		int rr = -1;
+		if (!fstat(in, &st)) {
+			if (r->copy_off >= 0) {
+				/* packed in a segment: copy_len bytes at copy_off */
+				if ((uint64_t)r->copy_off + r->copy_len > (uint64_t)st.st_size)
+					errno = EINVAL;
+				else
+					rr = copy_packed_out(in, out, r->copy_off, r->copy_len);
+				*size = (off_t)r->copy_len;
+			} else {
+				rr = gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
+				*size = st.st_size;
+			}
+		}
+		close(in);
+		return rr ? bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno)) : 0;
+	}
+	/* the base: a whole copy taken after the ranged one, or the file now */
+	int in;
+	struct stat cur;
+	if (r->base)
+		in = open(r->base, O_RDONLY | O_CLOEXEC);
+	else if (r->cur && !lstat(r->cur, &cur) && cur.st_ino == r->ino && S_ISREG(cur.st_mode))
+		in = open(r->cur, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	else
+		return bw_errf(BW_ENOENT, "%s: the file is gone and its vault copy holds only "
+		               "the ranges that were written", target);
+	if (in < 0)
+		return bw_errf(BW_ENOENT, "%s: %s: %s", target, r->base ? r->base : r->cur,
+		               strerror(errno));
+	int rr = -1;
+	if (!fstat(in, &st)) {
+		if (r->base && r->base_off >= 0)
+			rr = (uint64_t)r->base_off + r->base_len > (uint64_t)st.st_size
+			   ? -1 : copy_packed_out(in, out, r->base_off, r->base_len);
+		else
+			rr = gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
+	}
+	close(in);
+	if (!rr)
+		rr = overlay_ranges(r, out, r->base ? r->base_t : 0);
+	*size = (off_t)r->copy_len; /* its size before the first write */
+	return rr ? bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno)) : 0;
+}
+
 static int restore_copy(const struct rb_ino *r, const char *target, int jfd)
 {
 	char tmp[4200];
-	int in = open(r->copy, O_RDONLY | O_CLOEXEC);
-	if (in < 0)
-		return bw_errf(BW_ENOENT, "%s: vault copy %s: %s", target, r->copy,
-		               strerror(errno));
-	struct stat st;
 	int rr = BW_EIO, out = -1;
-	if (fstat(in, &st) || mkparents(target) || tmp_name(target, tmp, sizeof tmp))
-		goto done;
-	out = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	off_t size = 0;
+	if (mkparents(target) || tmp_name(target, tmp, sizeof tmp))
+		return bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+	out = open(tmp, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (out < 0)
+		return bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+	if ((rr = write_old(r, out, target, &size)))
 		goto done;
-	if (r->copy_off >= 0) {
-		/* packed in a segment: copy_len bytes at copy_off */
-		if ((uint64_t)r->copy_off + r->copy_len > (uint64_t)st.st_size) {
-			errno = EINVAL;
-			goto done;
-		}
-		off_t pos = r->copy_off;
-		uint64_t left = r->copy_len;
-		while (left) {
-			ssize_t w = sendfile(out, in, &pos, left);
-			if (w < 0 && errno == EINTR)
-				continue;
-			if (w <= 0)
-				goto done;
-			left -= (uint64_t)w;
-		}
-		st.st_size = (off_t)r->copy_len;
-		goto written;
-	}
-	if (gi_copy_sparse(in, out, (uint64_t)st.st_size))
-		goto done;
-written:
-	if (ftruncate(out, st.st_size))
+	rr = BW_EIO;
+	if (ftruncate(out, size))
 		goto done;
 	if (fchown(out, r->uid, r->gid) && errno != EPERM)
 		goto done;
@@ -384,13 +517,12 @@ written:
 	if (!lstat(target, &ns))
 		rb_journal(jfd, target, &ns, NULL);
 done:
-	if (rr)
+	if (rr == BW_EIO && !bw_err_msg()[0])
 		rr = bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
 	if (out >= 0)
 		close(out);
 	if (rr)
 		unlink(tmp);
-	close(in);
 	return rr;
 }
 
@@ -478,6 +610,14 @@ static int read_journal(const char *state_dir, const struct bw_guard_rollback_op
 	return 0;
 }
 
+static void rb_ino_free_ranges(struct rb_ino *r)
+{
+	for (size_t i = 0; i < r->nrg; i++)
+		free(r->rg[i].vault);
+	free(r->rg);
+	free(r->base);
+}
+
 static void rb_free(struct rb *b)
 {
 	for (size_t i = 0; i < b->cap; i++) {
@@ -485,12 +625,14 @@ static void rb_free(struct rb *b)
 		free(b->v[i].link);
 		free(b->v[i].orig);
 		free(b->v[i].copy);
+		rb_ino_free_ranges(&b->v[i]);
 	}
 	for (size_t i = 0; i < b->nold; i++) {
 		free(b->old[i].cur);
 		free(b->old[i].link);
 		free(b->old[i].orig);
 		free(b->old[i].copy);
+		rb_ino_free_ranges(&b->old[i]);
 	}
 	free(b->old);
 	free(b->all);
@@ -645,7 +787,8 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
 	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
-	     : !strcmp(op, "seen") ? GJ_SEEN : !strcmp(op, "gone") ? GJ_GONE : GJ_OTHER;
+	     : !strcmp(op, "seen") ? GJ_SEEN : !strcmp(op, "gone") ? GJ_GONE
+	     : !strcmp(op, "range") ? GJ_RANGE : GJ_OTHER;
 	x.t = get_int(o, "t");
 	x.pid = (int)get_int(o, "pid");
 	x.sid = (int)get_int(o, "sid");
@@ -658,8 +801,13 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	x.mtime = get_int(o, "mtime");
 	json_t *offv = json_object_get(o, "off");
 	x.off = json_is_integer(offv) ? (int64_t)json_integer_value(offv) : -1;
-	if (x.off < -1 || x.size > (1ULL << 50))
+	x.ranged = json_is_true(json_object_get(o, "ranged"));
+	int64_t rat = get_int(o, "at"), rlen = get_int(o, "len");
+	if (x.off < -1 || x.size > (1ULL << 50) || rat < 0 || rlen < 0 ||
+	    (uint64_t)rat > (1ULL << 50) || (uint64_t)rlen > (1ULL << 30))
 		goto out;
+	x.at = (uint64_t)rat;
+	x.len = (uint64_t)rlen;
 	if ((r = get_path(o, "path", &x.path)) || (r = get_path(o, "to", &x.to)) ||
 	    (r = get_path(o, "vault", &x.vault)))
 		goto out;
@@ -668,7 +816,9 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 		goto out;
 	if (x.op == GJ_RENAME && !x.to)
 		goto out;
-	if ((x.op == GJ_LINK || x.op == GJ_COPY) && (!x.vault || !x.ino))
+	if ((x.op == GJ_LINK || x.op == GJ_COPY || x.op == GJ_RANGE) && (!x.vault || !x.ino))
+		goto out;
+	if (x.op == GJ_RANGE && !x.len)
 		goto out;
 	if ((x.op == GJ_SEEN || x.op == GJ_RESTORE || x.op == GJ_GONE) && !x.ino)
 		goto out;

@@ -277,30 +277,35 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 
 	/* the files it was writing when it was stopped have not been closed:
 	 * judge them as they are now, through the descriptors the guard holds */
-	struct { int fd; uint64_t ino, size; int64_t ns, off; } open_eps[16];
+	struct gi_job open_eps[16];
 	int nopen = 0;
 	pthread_mutex_lock(&g->lock);
 	for (size_t i = 0; i < g->inode_cap && nopen < 16; i++) {
 		struct gi_inode *in = &g->inodes[i];
-		if (!in->ino || in->copy_sid != sid || in->writers <= 0 || in->copy_ns <= 0 ||
-		    !in->hold)
+		struct gi_wcopy *w = in->ino && in->writers > 0 && in->hold
+		                   ? gi_wc_find(in, sid) : NULL;
+		if (!w || w->ns <= 0)
 			continue;
-		int fd = dup(in->hold - 1);
-		if (fd < 0)
+		struct gi_job *j = &open_eps[nopen];
+		memset(j, 0, sizeof *j);
+		if (gi_job_copy(j, w) || j->copy_ns <= 0)
 			continue;
-		open_eps[nopen].fd = fd;
-		open_eps[nopen].ino = in->ino;
-		open_eps[nopen].size = in->copy_size;
-		open_eps[nopen].ns = in->copy_ns;
-		open_eps[nopen++].off = in->copy_off;
+		if ((j->fd = dup(in->hold - 1)) < 0) {
+			gi_job_release(j);
+			continue;
+		}
+		j->ino = in->ino;
+		nopen++;
 	}
 	pthread_mutex_unlock(&g->lock);
 	pid_t actor = snap.members.n ? snap.members.v[0] : sid;
 	for (int i = 0; i < nopen; i++) {
 		struct stat est;
-		dev_t dev = fstat(open_eps[i].fd, &est) ? 0 : est.st_dev;
-		gi_enqueue(g, open_eps[i].fd, actor, actor, sid, open_eps[i].ns,
-		           open_eps[i].off, open_eps[i].size, open_eps[i].ino, dev);
+		struct gi_job *j = &open_eps[i];
+		j->dev = fstat(j->fd, &est) ? 0 : est.st_dev;
+		j->tgid = j->tid = actor;
+		j->sid = sid;
+		gi_enqueue(g, j);
 	}
 
 	/* decide: the tree is stopped, so only evidence already in flight can

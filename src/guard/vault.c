@@ -90,19 +90,24 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	struct gi_inode *in = gi_inode_get(g, ino, 0);
 	int fd = in && in->hold ? in->hold - 1 : -1;
 	int own = in && sid && in->born_sid == sid;
+	/* a process deleting a file it made itself (a temporary file) loses
+	 * nothing of anyone's; a tree is not enough: an attacker started from
+	 * a user's shell shares the session of everything made there */
+	int made = in && pid > 0 && in->born_pid == pid;
 	if (in && in->hold)
 		g->nheld--;
 	if (in) {
 		/* the inode dies with this name; its number will be reused */
 		uint64_t keep = in->ino;
+		gi_wc_end(in);
 		memset(in, 0, sizeof *in);
 		in->ino = keep;
 	}
 	int real = 0;
 	struct stat st;
-	if (fd >= 0 && copy && !fstat(fd, &st) && st.st_size > 0) {
+	if (fd >= 0 && copy && !made && !fstat(fd, &st) && st.st_size > 0) {
 		/* the content must be kept even if the verdict comes later */
-		if (gi_vault_copy(g, fd, &st, path, pid, sid, NULL)) {
+		if (gi_vault_copy(g, fd, &st, path, pid, NULL)) {
 			bw_warn("guard: %s", bw_err_msg());
 			bw_err_clear();
 		}
@@ -127,7 +132,7 @@ int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off
 }
 
 #define SEG_MAX (64ULL << 20)
-#define PACK_MAX (1u << 20)
+#define PACK_MAX GI_PACK_MAX
 
 /* Append a small file to the current segment. */
 static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
@@ -213,10 +218,9 @@ int gi_copy_sparse(int in, int out, uint64_t size)
 }
 
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
-                  const char *path, pid_t pid, pid_t sid, struct gi_inode *in)
+                  const char *path, pid_t pid, struct gi_wcopy *w)
 {
 	uint64_t size = (uint64_t)st->st_size;
-	(void)sid;
 	if (size > g->pol.copy_max)
 		return bw_errf(BW_ETOOBIG, "%s: %llu bytes, larger than copy-max",
 		               path, (unsigned long long)size);
@@ -253,12 +257,12 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		g->copies_n++;
 	}
 	gi_vault_copy_path(g, ns, st->st_ino, off, vp, sizeof vp);
-	gi_journal_copy(g, pid, path, st, vp, off);
+	gi_journal_copy(g, pid, path, st, vp, off, 0);
 	g->copies++;
-	if (in) {
-		in->copy_ns = ns;
-		in->copy_off = off;
-		in->copy_size = size;
+	if (w) {
+		w->ns = ns;
+		w->off = off;
+		w->size = size;
 	}
 	return 0;
 }
@@ -433,9 +437,10 @@ int gi_preopened_scan(struct bw_guard *g)
 			pid_t sid = bw_proc_info(pid, &pi) ? 0 : pi.sid;
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);
-			if (in && !in->copy_ns && st.st_size > 0 &&
-			    gi_vault_copy(g, rfd, &st, path, pid, sid, in) == 0) {
-				in->copy_sid = sid;
+			struct gi_wcopy *w = in ? gi_wc_add(in, sid) : NULL;
+			if (w && !w->copied && st.st_size > 0 &&
+			    gi_vault_copy(g, rfd, &st, path, pid, w) == 0) {
+				w->copied = 1;
 				n++;
 			}
 			if (in) {
