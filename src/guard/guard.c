@@ -350,7 +350,9 @@ static void read_mode(struct bw_guard *g, int fd, struct gi_inode *in,
 		return;
 	in->rsize = (uint64_t)st->st_size;
 	if (!in->read_watch && !in->preopened) {
-		if (fanotify_mark(g->perm_fd, FAN_MARK_ADD, FAN_MODIFY, fd, NULL)) {
+		/* the name group: a truncate by name has no file, and only a
+		 * FID group is told of changes without one */
+		if (fanotify_mark(g->name_fd, FAN_MARK_ADD, FAN_MODIFY, fd, NULL)) {
 			bw_debug("guard: modify mark: %s", strerror(errno));
 			return; /* no watch, no ignoring */
 		}
@@ -366,7 +368,7 @@ static void read_mode(struct bw_guard *g, int fd, struct gi_inode *in,
 static void write_mode(struct bw_guard *g, int fd, struct gi_inode *in)
 {
 	if (in->read_watch && !in->preopened)
-		fanotify_mark(g->perm_fd, FAN_MARK_REMOVE, FAN_MODIFY, fd, NULL);
+		fanotify_mark(g->name_fd, FAN_MARK_REMOVE, FAN_MODIFY, fd, NULL);
 	in->read_watch = 0;
 }
 
@@ -534,24 +536,12 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		struct gi_job j = {.fd = -1, .copy_ns = -1};
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
-		int cut = 0;
-		if (in && !in->preopened && in->read_watch && in->writers == 0) {
-			/* changed with no writer open: truncate(2) by name */
-			cut = (uint64_t)st.st_size < in->rsize;
-			in->rsize = (uint64_t)st.st_size;
-		}
+
 		if (in && in->preopened && now - in->last_mod_ns >= 20000000LL) {
 			in->last_mod_ns = now;
 			gi_job_copy(&j, gi_wc_find(in, sid));
 		}
 		pthread_mutex_unlock(&g->lock);
-		if (cut && tgid != g->self && !trusted && mnt && !fd_path(fd, path, sizeof path)) {
-			char ev[4200];
-			snprintf(ev, sizeof ev, "%.4000s (truncated by name: its old content "
-			         "could not be kept)", path);
-			gi_journal(g, "cut", tgid, path, NULL, &st, NULL);
-			gi_score_add(g, tgid, sid, "damaged", 0, ev);
-		}
 		if (j.copy_ns < 0 || tgid == g->self || trusted || !mnt) {
 			gi_job_release(&j);
 			close(fd);

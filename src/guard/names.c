@@ -177,6 +177,32 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 	int isdir = (m->mask & FAN_ONDIR) != 0;
 	char path[4096], to[4096];
 
+	if (m->mask & FAN_MODIFY) {
+		/* a file with no writer changed: a truncate(2) by name, which
+		 * the guard could not copy first (no read events, see
+		 * strict-reads); it still destroys a file and stops the tree */
+		if (!stp || !S_ISREG(stp->st_mode))
+			return;
+		pthread_mutex_lock(&g->lock);
+		struct gi_inode *in = gi_inode_get(g, stp->st_ino, 0);
+		int cut = 0;
+		if (in && !in->preopened && in->read_watch && in->writers == 0) {
+			cut = (uint64_t)stp->st_size < in->rsize;
+			in->rsize = (uint64_t)stp->st_size;
+		}
+		pthread_mutex_unlock(&g->lock);
+		if (!cut || !untrusted)
+			return;
+		if (!dir || handle_dir_path(mnt, dir, name, path, sizeof path))
+			snprintf(path, sizeof path, "(inode %llu)", (unsigned long long)stp->st_ino);
+		char ev[4200];
+		snprintf(ev, sizeof ev, "%.4000s (truncated by name: its old content "
+		         "could not be kept)", path);
+		gi_journal(g, "cut", tgid, path, NULL, stp, NULL);
+		gi_score_add(g, tgid, sid, "damaged", 0, ev);
+		return;
+	}
+
 	if (m->mask & FAN_RENAME) {
 		if (!odir || !ndir || handle_dir_path(mnt, odir, oname, path, sizeof path) ||
 		    handle_dir_path(mnt, ndir, nname, to, sizeof to))

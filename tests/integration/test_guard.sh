@@ -166,6 +166,29 @@ cmp -s "$T/orig" "$DATA/$f" && fail "dry run changed the file"
 cmp -s "$T/orig" "$DATA/$f" || fail "rollback on demand did not restore $f"
 echo "rollback on demand: restored"
 
+# ---- truncate(2) by name of files nobody has open for writing ------------
+# no permission event reaches the guard for it (reads of such files are
+# not watched); the modification watch must still catch it and stop it
+before=$(alerts)
+mkdir -p "$WORK/cut"
+for i in 1 2 3 4; do seq 1 20000 >"$WORK/cut/f$i.txt"; done
+sleep 0.5
+cat "$WORK"/cut/f*.txt >/dev/null
+setsid python3 -c '
+import os, sys, time
+for p in sys.argv[1:]:
+    os.truncate(p, 0)
+    time.sleep(0.05)
+time.sleep(2)
+' "$WORK"/cut/f*.txt >/dev/null 2>&1
+rc=$?
+for _ in $(seq 50); do [ "$(alerts)" -gt "$before" ] && break; sleep 0.1; done
+grep -q '"op":"cut"' "$T/state/journal.jsonl" || fail "truncate by name: not in the journal"
+[ "$(alerts)" -gt "$before" ] || fail "truncate by name: no alert"
+[ "$rc" -eq 137 ] || [ "$rc" -eq 143 ] || fail "truncate by name: the truncating process was not killed (exit $rc)"
+echo "truncate(2) by name: detected and stopped (exit $rc; those files' content is not kept)"
+rm -rf "$WORK/cut"
+
 # ---- status ------------------------------------------------------------------
 "$BW" guard status --state-dir "$T/state" >"$T/status.out" || fail "guard status failed"
 grep -q "^guard: *running" "$T/status.out" || fail "status does not say running: $(head -1 "$T/status.out")"

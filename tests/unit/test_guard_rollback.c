@@ -170,7 +170,7 @@ static void test_policy(void)
 	static const char ok[] =
 		"# comment\nprotect /srv/data\nprotect /home  # trailing\n"
 		"mode monitor\nvault-budget 10G\ncopy-max 512M\nexpiry 2d\n"
-		"window 90s\nfreeze-score 2.5\nkill-score 3\ncanaries no\n"
+		"window 90s\nfreeze-score 2.5\nkill-score 3\ncanaries no\nstrict-reads yes\n"
 		"trust /usr/bin/restic sha256:"
 		"9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08\n"
 		"trust /usr/bin/borg\n";
@@ -178,6 +178,8 @@ static void test_policy(void)
 	CHECK_EQ_INT(p.nprotect, 2);
 	CHECK(!strcmp(p.protect[1], "/home"));
 	CHECK_EQ_INT(p.mode, BW_GUARD_MONITOR);
+	CHECK_EQ_INT(p.strict_reads, 1);
+	CHECK_EQ_INT(p.use_syslog, 1);
 	CHECK(p.vault_budget == 10ULL << 30);
 	CHECK(p.copy_max == 512ULL << 20);
 	CHECK(p.expiry_ns == 2LL * 86400 * 1000000000LL);
