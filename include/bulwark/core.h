@@ -140,6 +140,7 @@ int bw_fsync_dir(const char *dir);
 int bw_mkdir_p(const char *path, int mode) BW_WUR;
 /* write/read all n bytes, retrying on EINTR and short counts */
 int bw_write_full(int fd, const void *p, size_t n) BW_WUR;
+int bw_pwrite_full(int fd, const void *p, size_t n, uint64_t off) BW_WUR;
 int bw_pread_full(int fd, void *p, size_t n, uint64_t off) BW_WUR;
 /* path join into a buf (a/b), NUL-terminated */
 int bw_path_join(struct bw_buf *out, const char *a, const char *b) BW_WUR;

@@ -25,6 +25,25 @@ int bw_write_full(int fd, const void *p, size_t n)
 	return 0;
 }
 
+int bw_pwrite_full(int fd, const void *p, size_t n, uint64_t off)
+{
+	const uint8_t *c = p;
+	while (n) {
+		ssize_t w = pwrite(fd, c, n, (off_t)off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return bw_from_errno(errno);
+		}
+		if (w == 0)
+			return BW_EIO;
+		c += w;
+		n -= (size_t)w;
+		off += (uint64_t)w;
+	}
+	return 0;
+}
+
 int bw_pread_full(int fd, void *p, size_t n, uint64_t off)
 {
 	uint8_t *c = p;

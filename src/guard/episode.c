@@ -84,21 +84,6 @@ void gi_wc_end(struct gi_inode *in)
 	in->events = 0;
 }
 
-static int pwrite_full(int fd, const uint8_t *p, uint64_t n, off_t at)
-{
-	while (n) {
-		ssize_t w = pwrite(fd, p, n, at);
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0)
-			return w < 0 ? bw_from_errno(errno) : BW_EIO;
-		p += w;
-		n -= (uint64_t)w;
-		at += w;
-	}
-	return 0;
-}
-
 static int page_set(const struct gi_wcopy *w, uint64_t p)
 {
 	return (w->pages[p / 64] >> (p % 64)) & 1;
@@ -144,7 +129,7 @@ static int copy_pages(struct bw_guard *g, int fd, const struct stat *st,
 			return bw_from_errno(errno);
 		if ((uint64_t)n < len) /* shorter now: the rest reads as zeros */
 			memset(g->copybuf + n, 0, len - (uint64_t)n);
-		int e = pwrite_full(w->vfd, g->copybuf, len, (off_t)at);
+		int e = bw_pwrite_full(w->vfd, g->copybuf, len, at);
 		if (e)
 			return e;
 		for (uint64_t k = at / PAGE; k < p; k++)

@@ -378,14 +378,15 @@ static int copy_packed_out(int in, int out, int64_t off, uint64_t len)
 }
 
 /* Lay the ranged copies over out, latest first, so that each byte ends
- * with its oldest copy; only those taken before `before` (0: all). */
+ * with its oldest copy; only those taken before `before` (0: all).  0 or
+ * an error code (a copy shorter than its log: BW_EFORMAT). */
 static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
 {
 	char *buf = malloc(1u << 20);
 	int fd = -1, rr = 0;
 	const char *open_name = NULL;
 	if (!buf)
-		return -1;
+		return BW_ENOMEM;
 	for (size_t i = r->nrg; i-- > 0 && !rr;) {
 		const struct rb_range *x = &r->rg[i];
 		if (before && x->t >= before)
@@ -396,31 +397,15 @@ static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
 			fd = open(x->vault, O_RDONLY | O_CLOEXEC);
 			open_name = x->vault;
 			if (fd < 0) {
-				rr = -1;
+				rr = bw_from_errno(errno);
 				break;
 			}
 		}
 		for (uint64_t done = 0; done < x->len && !rr;) {
 			size_t want = x->len - done > (1u << 20) ? 1u << 20 : (size_t)(x->len - done);
-			ssize_t n = pread(fd, buf, want, (off_t)(x->at + done));
-			if (n <= 0) {
-				if (n == 0)
-					errno = EINVAL; /* the copy is shorter than its log */
-				rr = -1;
-				break;
-			}
-			for (ssize_t k = 0; k < n;) {
-				ssize_t w = pwrite(out, buf + k, (size_t)(n - k),
-				                   (off_t)(x->at + done) + k);
-				if (w < 0 && errno == EINTR)
-					continue;
-				if (w <= 0) {
-					rr = -1;
-					break;
-				}
-				k += w;
-			}
-			done += (uint64_t)n;
+			if (!(rr = bw_pread_full(fd, buf, want, x->at + done)))
+				rr = bw_pwrite_full(out, buf, want, x->at + done);
+			done += want;
 		}
 	}
 	if (fd >= 0)
@@ -478,10 +463,13 @@ static int write_old(const struct rb_ino *r, int out, const char *target, off_t 
 			rr = gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
 	}
 	close(in);
-	if (!rr)
-		rr = overlay_ranges(r, out, r->base ? r->base_t : 0);
 	*size = (off_t)r->copy_len; /* its size before the first write */
-	return rr ? bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno)) : 0;
+	if (rr)
+		return bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+	if ((rr = overlay_ranges(r, out, r->base ? r->base_t : 0)))
+		return bw_errf(BW_EIO, "%s: restore failed: vault ranges: %s", target,
+		               bw_strerror(rr));
+	return 0;
 }
 
 static int restore_copy(const struct rb_ino *r, const char *target, int jfd)

@@ -158,19 +158,7 @@ static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
 		return bw_from_errno(errno);
 	if ((uint64_t)n < size)
 		memset(g->copybuf + n, 0, size - (uint64_t)n);
-	int r = 0;
-	uint64_t done = 0;
-	while (done < size) {
-		ssize_t w = pwrite(g->seg_fd, g->copybuf + done, size - done,
-		                   (off_t)(g->seg_off + done));
-		if (w < 0 && errno == EINTR)
-			continue;
-		if (w <= 0) {
-			r = w < 0 ? bw_from_errno(errno) : BW_EIO;
-			break;
-		}
-		done += (uint64_t)w;
-	}
+	int r = bw_pwrite_full(g->seg_fd, g->copybuf, size, g->seg_off);
 	if (r)
 		return r;
 	*ns = g->seg_ns;
