@@ -202,24 +202,6 @@ static void damage(struct ctx *c, struct rfile *f, size_t bi, const char *why)
 	pthread_mutex_unlock(&c->mu);
 }
 
-static int pwrite_all(int fd, const uint8_t *p, size_t n, uint64_t off)
-{
-	while (n) {
-		ssize_t k = pwrite(fd, p, n, (off_t)off);
-		if (k < 0) {
-			if (errno == EINTR)
-				continue;
-			return errno;
-		}
-		if (k == 0)
-			return EIO;
-		p += k;
-		n -= (size_t)k;
-		off += (uint64_t)k;
-	}
-	return 0;
-}
-
 static int is_zero(const uint8_t *p, size_t n)
 {
 	return p[0] == 0 && !memcmp(p, p + 1, n - 1);
@@ -230,7 +212,7 @@ static int is_zero(const uint8_t *p, size_t n)
 static int write_data(int fd, const uint8_t *p, size_t n, uint64_t off, int sparse)
 {
 	if (!sparse)
-		return pwrite_all(fd, p, n, off);
+		return bw_pwrite_full(fd, p, n, off);
 	size_t i = 0;
 	while (i < n) {
 		size_t start = i;
@@ -242,7 +224,7 @@ static int write_data(int fd, const uint8_t *p, size_t n, uint64_t off, int spar
 			i += step < n - i ? step : n - i;
 		}
 		if (i > start) {
-			int r = pwrite_all(fd, p + start, i - start, off + start);
+			int r = bw_pwrite_full(fd, p + start, i - start, off + start);
 			if (r)
 				return r;
 		}
@@ -280,7 +262,7 @@ static int write_blob(struct ctx *c, struct wstate *w, const struct job *j,
 	}
 	if ((r = write_data(fd, w->plain.data, s->raw, s->off, c->o->sparse))) {
 		bw_rs_report(c, f->path, "write failed at offset %llu: %s",
-		       (unsigned long long)s->off, strerror(r));
+		       (unsigned long long)s->off, bw_strerror(r));
 		pthread_mutex_lock(&c->mu);
 		f->damaged = 1;
 		pthread_mutex_unlock(&c->mu);
