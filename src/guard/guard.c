@@ -293,12 +293,25 @@ static int fd_path(int fd, char *out, size_t n)
 	return 0;
 }
 
-static void ignore_writes(struct bw_guard *g, int fd, int on)
+/* Ignore the inode's pre-content events (on) or see them again; the
+ * mark is changed only when in->write_ignored says it must (lock held). */
+static void set_ignored(struct bw_guard *g, int fd, struct gi_inode *in, int on)
 {
+	if (!in->write_ignored == !on)
+		return;
 	unsigned fl = on ? FAN_MARK_ADD | FAN_MARK_IGNORED_MASK | FAN_MARK_IGNORED_SURV_MODIFY
 	                 : FAN_MARK_REMOVE | FAN_MARK_IGNORED_MASK;
 	if (fanotify_mark(g->perm_fd, fl, FAN_PRE_ACCESS, fd, NULL) && on)
 		bw_debug("guard: ignore mark: %s", strerror(errno));
+	in->write_ignored = on;
+}
+
+/* Every tree writing the file has its copy: the rest of the episode
+ * needs no event (lock held). */
+static void ignore_if_copied(struct bw_guard *g, int fd, struct gi_inode *in)
+{
+	if (in->writers > 0 && gi_wc_all_copied(in))
+		set_ignored(g, fd, in, 1);
 }
 
 int gi_job_copy(struct gi_job *j, const struct gi_wcopy *w)
@@ -358,10 +371,7 @@ static void read_mode(struct bw_guard *g, int fd, struct gi_inode *in,
 		}
 		in->read_watch = 1;
 	}
-	if (!in->write_ignored) {
-		ignore_writes(g, fd, 1);
-		in->write_ignored = 1;
-	}
+	set_ignored(g, fd, in, 1);
 }
 
 /* A write open: the end of read mode (lock held). */
@@ -509,11 +519,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
 			if (in && in->writers > 0 && in->nwc && !fd_path(fd, path, sizeof path) &&
-			    gi_wc_event(g, fd, &st, path, in) == 0 && !in->write_ignored &&
-			    gi_wc_all_copied(in)) {
-				ignore_writes(g, fd, 1);
-				in->write_ignored = 1;
-			}
+			    gi_wc_event(g, fd, &st, path, in) == 0)
+				ignore_if_copied(g, fd, in);
 			pthread_mutex_unlock(&g->lock);
 			bw_err_clear();
 		}
@@ -536,7 +543,6 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		struct gi_job j = {.fd = -1, .copy_ns = -1};
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
-
 		if (in && in->preopened && now - in->last_mod_ns >= 20000000LL) {
 			in->last_mod_ns = now;
 			gi_job_copy(&j, gi_wc_find(in, sid));
@@ -562,14 +568,10 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 				in->writers--;
 			if (in->writers == 0) {
 				gi_wc_end(in); /* the write episode is over */
-				if (g->pol.strict_reads) {
-					if (in->write_ignored) {
-						ignore_writes(g, fd, 0);
-						in->write_ignored = 0;
-					}
-				} else {
+				if (g->pol.strict_reads)
+					set_ignored(g, fd, in, 0);
+				else
 					read_mode(g, fd, in, &st);
-				}
 			}
 		}
 		pthread_mutex_unlock(&g->lock);
@@ -613,10 +615,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 				write_mode(g, fd, in);
 			/* a tree new to the episode: its first write needs a copy */
 			w = gi_wc_add(in, sid);
-			if (in->write_ignored && (!w || !w->copied)) {
-				ignore_writes(g, fd, 0);
-				in->write_ignored = 0;
-			}
+			if (!w || !w->copied)
+				set_ignored(g, fd, in, 0);
 		}
 		/* O_TRUNC empties the file before any pre-content event; a
 		 * small file is copied at its write open too: one event
@@ -626,10 +626,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		                        (uint64_t)st.st_size <= GI_PACK_MAX)) {
 			if (gi_wc_before_write(g, fd, &st, path, tgid, w, 0, 0, 0) == 0) {
 				/* the episode's writes need no further event */
-				if (gi_wc_all_copied(in) && !in->write_ignored) {
-					ignore_writes(g, fd, 1);
-					in->write_ignored = 1;
-				}
+				ignore_if_copied(g, fd, in);
 			} else {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
@@ -687,10 +684,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			bw_warn("guard: %s", bw_err_msg());
 			bw_err_clear();
 		}
-		if (in && in->writers > 0 && !in->write_ignored && gi_wc_all_copied(in)) {
-			ignore_writes(g, fd, 1);
-			in->write_ignored = 1;
-		}
+		if (in)
+			ignore_if_copied(g, fd, in);
 		if (in && in->writers == 0)
 			gi_wc_end(in); /* no episode to remember it for */
 		pthread_mutex_unlock(&g->lock);
