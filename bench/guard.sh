@@ -20,6 +20,7 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 TOP=$(cd "$HERE/.." && pwd)
+. "$TOP/tests/guard/loopimg.sh"
 REPORT="$HERE/guard_report.py"
 
 BENCH_QUICK=${BENCH_QUICK:-0}
@@ -223,7 +224,7 @@ cleanup() {
   [[ -d "$AUX/gnupg" ]] && gpgconf --homedir "$AUX/gnupg" --kill gpg-agent >/dev/null 2>&1
   guard_stop ""
   [[ -n "$ATTACK_PGID" ]] && kill -KILL -- "-$ATTACK_PGID" 2>/dev/null
-  if mountpoint -q "$MNT"; then umount "$MNT" 2>/dev/null || umount -l "$MNT"; fi
+  loop_release "$MNT"
   rm -rf "$T"
   exit $rc
 }
@@ -232,10 +233,8 @@ trap 'exit 130' INT TERM
 
 # ---------------------------------------------------------------- the image
 say "work dir $T; making a 4 GiB ext4 image"
-truncate -s 4G "$T/img"
-mkfs.ext4 -q -F "$T/img" || die "mkfs.ext4 failed"
-mkdir -p "$MNT" "$AUX"
-mount -o loop "$T/img" "$MNT" || die "cannot loop-mount an image here (no loop devices?)"
+mkdir -p "$AUX"
+loop_image "$T/img" "$MNT" 4G || die "cannot make and loop-mount an ext4 image here (no loop devices?)"
 mkdir -p "$DATA" "$W" "$MIRROR"
 chmod 755 "$MNT" "$W" "$MIRROR"
 

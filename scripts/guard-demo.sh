@@ -9,21 +9,21 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" -eq 0 ] || { echo "guard-demo: run as root (fanotify permission events)" >&2; exit 1; }
 scripts/build.sh
+. tests/guard/loopimg.sh
 B=$PWD/build/bulwark R=$PWD/build/tests/bw-ransim
 variant=${1:-newdelete}
 work=$(mktemp -d /tmp/bulwark-guard-demo.XXXXXX)
 guard=
 cleanup() {
 	[ -n "$guard" ] && kill "$guard" 2>/dev/null && wait "$guard" 2>/dev/null
-	mountpoint -q "$work/mnt" && umount -l "$work/mnt"
+	loop_release "$work/mnt"
 	rm -rf "$work"
 }
 trap cleanup EXIT
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 say "a 256 MiB ext4 image at $work/mnt, with 200 documents in data/"
-truncate -s 256M "$work/img" && mkfs.ext4 -q -F "$work/img"
-mkdir "$work/mnt" && mount -o loop "$work/img" "$work/mnt"
+loop_image "$work/img" "$work/mnt" 256M
 python3 tests/guard/mkcorpus.py "$work/mnt/data" --size small --manifest "$work/manifest"
 "$R" init "$work/mnt/data" >/dev/null
 

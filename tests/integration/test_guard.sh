@@ -15,6 +15,7 @@ set -uo pipefail
 BW=$(realpath "$1")
 RANSIM=${BW_RANSIM:-$(dirname "$BW")/tests/bw-ransim}
 SRC=${BW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/guard/loopimg.sh"
 skip() { echo "SKIP: $*"; exit 77; }
 fail() { echo "FAIL: $*"; FAILED=1; }
 FAILED=0
@@ -30,15 +31,12 @@ GUARD_PID=
 cleanup() {
 	[ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
 	pkill -9 -f "$RANSIM attack $MNT" 2>/dev/null
-	mountpoint -q "$MNT" && umount -l "$MNT"
+	loop_release "$MNT"
 	rm -rf "$T"
 }
 trap cleanup EXIT
 
-truncate -s 512M "$T/img"
-mkfs.ext4 -q -F "$T/img" || skip "mkfs.ext4 failed"
-mkdir -p "$MNT"
-mount -o loop "$T/img" "$MNT" || skip "cannot loop-mount an image here"
+loop_image "$T/img" "$MNT" 512M || skip "cannot make and loop-mount an ext4 image here"
 DATA=$MNT/data
 WORK=$MNT/work
 mkdir -p "$DATA" "$WORK"

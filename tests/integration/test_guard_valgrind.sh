@@ -9,6 +9,7 @@ set -uo pipefail
 BW=$(realpath "$1")
 RANSIM=${BW_RANSIM:-$(dirname "$BW")/tests/bw-ransim}
 SRC=${BW_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+. "$SRC/tests/guard/loopimg.sh"
 skip() { echo "SKIP: $*"; exit 77; }
 [ "${BW_TEST_ASAN:-0}" = 1 ] && skip "ASan build"
 command -v valgrind >/dev/null || skip "valgrind not installed"
@@ -21,16 +22,13 @@ MNT=$T/mnt
 VG=
 cleanup() {
 	[ -n "$VG" ] && kill "$VG" 2>/dev/null && wait "$VG" 2>/dev/null
-	mountpoint -q "$MNT" && umount -l "$MNT"
+	loop_release "$MNT"
 	rm -rf "$T"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; [ -f "$T/vg.log" ] && tail -40 "$T/vg.log"; exit 1; }
 
-truncate -s 128M "$T/img"
-mkfs.ext4 -q -F "$T/img" || skip "mkfs.ext4 failed"
-mkdir -p "$MNT"
-mount -o loop "$T/img" "$MNT" || skip "cannot loop-mount here"
+loop_image "$T/img" "$MNT" 128M || skip "cannot make and loop-mount an ext4 image here"
 python3 "$SRC/tests/guard/mkcorpus.py" "$MNT/data" --size small --seed 3 --manifest "$T/manifest" >/dev/null ||
 	fail "corpus"
 "$RANSIM" init "$MNT/data" >/dev/null || fail "ransim init"
