@@ -58,6 +58,9 @@ struct bw_guard_policy {
 	                           default it is detected, not copied) */
 };
 
+/* the state directory when none is set */
+#define BW_GUARD_STATE_DIR "/var/lib/bulwark/guard"
+
 void bw_guard_policy_defaults(struct bw_guard_policy *p);
 /* Parse a configuration file ("key value" lines, # comments; see
  * docs/guard.md).  Bounded: at most 1 MiB, lines of at most 8 KiB.

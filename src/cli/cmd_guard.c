@@ -260,8 +260,6 @@ static int cmd_run(int argc, char **argv)
 	return supervise(&pol);
 }
 
-#define DEFAULT_STATE "/var/lib/bulwark/guard"
-
 static int cmd_status(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -270,7 +268,7 @@ static int cmd_status(int argc, char **argv)
 		{NULL, 0, NULL, 0},
 	};
 	int c;
-	const char *sd = DEFAULT_STATE;
+	const char *sd = BW_GUARD_STATE_DIR;
 	optind = 1;
 	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
 		if (c == 'h') {
@@ -387,7 +385,7 @@ static int cmd_rollback(int argc, char **argv)
 	static int pids[256], sids[256];
 	size_t npids = 0, nsids = 0;
 	int c, have_since = 0;
-	const char *sd = DEFAULT_STATE;
+	const char *sd = BW_GUARD_STATE_DIR;
 	optind = 1;
 	while ((c = cli_getopt(argc, argv, "", opts)) != -1) {
 		char *end;

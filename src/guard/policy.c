@@ -18,7 +18,7 @@
 void bw_guard_policy_defaults(struct bw_guard_policy *p)
 {
 	memset(p, 0, sizeof *p);
-	snprintf(p->state_dir, sizeof p->state_dir, "/var/lib/bulwark/guard");
+	snprintf(p->state_dir, sizeof p->state_dir, "%s", BW_GUARD_STATE_DIR);
 	p->mode = BW_GUARD_ENFORCE;
 	p->vault_budget = 4ULL << 30;
 	p->copy_max = 1ULL << 30;
