@@ -414,58 +414,62 @@ static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
 	return rr;
 }
 
+/* Copy a whole copy to out at 0: len bytes at off of a segment (off >= 0),
+ * or all of a file of its own.  Sets *size to what was copied; -1 and
+ * errno on failure. */
+static int copy_whole(int in, int out, int64_t off, uint64_t len, off_t *size)
+{
+	struct stat st;
+	if (fstat(in, &st))
+		return -1;
+	if (off < 0) {
+		*size = st.st_size;
+		return gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
+	}
+	*size = (off_t)len;
+	if ((uint64_t)off + len > (uint64_t)st.st_size) {
+		errno = EINVAL; /* the segment is shorter than the journal says */
+		return -1;
+	}
+	return copy_packed_out(in, out, off, len);
+}
+
 /* Fill out with the old content of r: its first copy, or for a ranged
  * one, a base with the ranges laid over it.  Sets *size. */
 static int write_old(const struct rb_ino *r, int out, const char *target, off_t *size)
 {
-	struct stat st;
-	if (!r->ranged) {
-		int in = open(r->copy, O_RDONLY | O_CLOEXEC);
-		if (in < 0)
-			return bw_errf(BW_ENOENT, "%s: vault copy %s: %s", target, r->copy,
-			               strerror(errno));
-		int rr = -1;
-		if (!fstat(in, &st)) {
-			if (r->copy_off >= 0) {
-				/* packed in a segment: copy_len bytes at copy_off */
-				if ((uint64_t)r->copy_off + r->copy_len > (uint64_t)st.st_size)
-					errno = EINVAL;
-				else
-					rr = copy_packed_out(in, out, r->copy_off, r->copy_len);
-				*size = (off_t)r->copy_len;
-			} else {
-				rr = gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
-				*size = st.st_size;
-			}
-		}
-		close(in);
-		return rr ? bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno)) : 0;
-	}
-	/* the base: a whole copy taken after the ranged one, or the file now */
 	int in;
 	struct stat cur;
-	if (r->base)
-		in = open(r->base, O_RDONLY | O_CLOEXEC);
-	else if (r->cur && !lstat(r->cur, &cur) && cur.st_ino == r->ino && S_ISREG(cur.st_mode))
-		in = open(r->cur, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	else
+	const char *from;
+	int64_t off = -1;
+	uint64_t len = 0;
+	if (!r->ranged) {
+		from = r->copy;
+		off = r->copy_off;
+		len = r->copy_len;
+	} else if (r->base) {
+		/* the base: a whole copy taken after the ranged one ... */
+		from = r->base;
+		off = r->base_off;
+		len = r->base_len;
+	} else if (r->cur && !lstat(r->cur, &cur) && cur.st_ino == r->ino &&
+	           S_ISREG(cur.st_mode)) {
+		from = r->cur; /* ... or the file as it is now */
+	} else {
 		return bw_errf(BW_ENOENT, "%s: the file is gone and its vault copy holds only "
 		               "the ranges that were written", target);
-	if (in < 0)
-		return bw_errf(BW_ENOENT, "%s: %s: %s", target, r->base ? r->base : r->cur,
-		               strerror(errno));
-	int rr = -1;
-	if (!fstat(in, &st)) {
-		if (r->base && r->base_off >= 0)
-			rr = (uint64_t)r->base_off + r->base_len > (uint64_t)st.st_size
-			   ? -1 : copy_packed_out(in, out, r->base_off, r->base_len);
-		else
-			rr = gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
 	}
+	in = open(from, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (in < 0)
+		return bw_errf(BW_ENOENT, "%s: %s %s: %s", target,
+		               from == r->cur ? "file" : "vault copy", from, strerror(errno));
+	int rr = copy_whole(in, out, off, len, size);
 	close(in);
-	*size = (off_t)r->copy_len; /* its size before the first write */
 	if (rr)
 		return bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+	if (!r->ranged)
+		return 0;
+	*size = (off_t)r->copy_len; /* its size before the first write */
 	if ((rr = overlay_ranges(r, out, r->base ? r->base_t : 0)))
 		return bw_errf(BW_EIO, "%s: restore failed: vault ranges: %s", target,
 		               bw_strerror(rr));
