@@ -202,7 +202,6 @@ int gi_wc_before_write(struct bw_guard *g, int fd, const struct stat *st,
 		if (r)
 			return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
 	}
-	w->events++;
 	uint64_t p0 = at / PAGE, p1 = count ? (at + count + PAGE - 1) / PAGE : w->npages;
 	if (p1 > w->npages)
 		p1 = w->npages; /* past the old end: nothing was there */

@@ -45,7 +45,7 @@ struct gi_wcopy {
 	uint64_t size;    /* the file's size when the copy began */
 	/* ranged copies (files over GI_PACK_MAX): pages copied so far */
 	uint64_t *pages;  /* bitmap of 4 KiB pages; NULL: not ranged */
-	uint64_t npages, ncopied, events;
+	uint64_t npages, ncopied;
 	int vfd;          /* the ranged copy's file, or -1 */
 };
 
