@@ -223,6 +223,12 @@ int gi_wc_event(struct bw_guard *g, int fd, const struct stat *st,
 	in->events++;
 	if (in->events * EVENT_PRICE < (uint64_t)st->st_size)
 		return 0;
+	char own[4096];
+	if (!path) {
+		if (gi_fd_path(fd, own, sizeof own))
+			return BW_EIO;
+		path = own;
+	}
 	/* one snapshot of the file as it is now, for every tree still without
 	 * a whole copy: for a tree with ranges it is the base they are laid
 	 * over (what it wrote after this is undone by the snapshot itself),

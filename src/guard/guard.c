@@ -282,7 +282,7 @@ static void respond(struct bw_guard *g, int fd, uint32_t resp)
 		g->allowed++;
 }
 
-static int fd_path(int fd, char *out, size_t n)
+int gi_fd_path(int fd, char *out, size_t n)
 {
 	char lp[64];
 	snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
@@ -518,8 +518,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		if (tgid != g->self && !fstat(fd, &st) && (uint64_t)st.st_size > GI_PACK_MAX) {
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
-			if (in && in->writers > 0 && in->nwc && !fd_path(fd, path, sizeof path) &&
-			    gi_wc_event(g, fd, &st, path, in) == 0)
+			if (in && in->writers > 0 && in->nwc && gi_wc_event(g, fd, &st, NULL, in) == 0)
 				ignore_if_copied(g, fd, in);
 			pthread_mutex_unlock(&g->lock);
 			bw_err_clear();
@@ -583,7 +582,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		enqueue_file(g, fd, tgid, tid, sid, &j, &st);
 		return;
 	}
-	if (!mnt || fd_path(fd, path, sizeof path) || !gi_path_protected(g, path)) {
+	if (!mnt || gi_fd_path(fd, path, sizeof path) || !gi_path_protected(g, path)) {
 		respond(g, fd, FAN_ALLOW);
 		close(fd);
 		return;

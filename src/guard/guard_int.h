@@ -186,6 +186,8 @@ static inline struct timespec gi_deadline(long ms)
 	return ts;
 }
 
+/* The path an open descriptor names (readlink of /proc/self/fd/N). */
+int gi_fd_path(int fd, char *out, size_t n);
 /* Queue a file for analysis: j->fd and j->runs pass to the queue; counts
  * as pending for j->sid. */
 void gi_enqueue(struct bw_guard *g, struct gi_job *j);
@@ -257,7 +259,7 @@ int gi_wc_before_write(struct bw_guard *g, int fd, const struct stat *st,
                        int have_range, uint64_t at, uint64_t count);
 /* A pre-content event (read or write) while some writer lacks a whole
  * copy: when they have cost as much as a copy, snapshot the file for all
- * of them.  0 or an error. */
+ * of them (path NULL: found from fd when needed).  0 or an error. */
 int gi_wc_event(struct bw_guard *g, int fd, const struct stat *st,
                 const char *path, struct gi_inode *in);
 /* The ranges a ranged copy holds, at most max of them and budget bytes. */

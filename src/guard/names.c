@@ -104,13 +104,11 @@ static int handle_dir_path(struct gi_mount *m, struct file_handle *fh,
 	int fd = handle_open(m, fh);
 	if (fd < 0)
 		return BW_ENOENT;
-	char lp[64], dir[4096];
-	snprintf(lp, sizeof lp, "/proc/self/fd/%d", fd);
-	ssize_t k = readlink(lp, dir, sizeof dir - 1);
+	char dir[4096];
+	int r = gi_fd_path(fd, dir, sizeof dir);
 	close(fd);
-	if (k <= 0)
+	if (r)
 		return BW_ENOENT;
-	dir[k] = 0;
 	int w = snprintf(out, n, "%s%s%s", dir, strcmp(dir, "/") ? "/" : "", name ? name : "");
 	return w < 0 || (size_t)w >= n ? BW_ETOOBIG : 0;
 }
@@ -331,13 +329,8 @@ void *gi_names_thread(void *arg)
 
 static void analyse(struct bw_guard *g, struct gi_job *j)
 {
-	char path[4096], lp[64];
-	snprintf(lp, sizeof lp, "/proc/self/fd/%d", j->fd);
-	ssize_t k = readlink(lp, path, sizeof path - 1);
-	if (k <= 0)
-		return;
-	path[k] = 0;
-	if (!gi_path_protected(g, path))
+	char path[4096];
+	if (gi_fd_path(j->fd, path, sizeof path) || !gi_path_protected(g, path))
 		return;
 	pid_t sid = j->sid ? j->sid : gi_sid_of(g, j->tgid);
 	if (gi_is_canary(g, j->ino)) {
