@@ -1040,12 +1040,14 @@ void bw_guard_free(struct bw_guard *g)
 	free(g->copybuf);
 	free(g->pre_paths);
 	for (size_t i = g->qhead; i < g->qtail; i++)
-		close(g->q[i % g->qcap].fd);
+		gi_job_release(&g->q[i % g->qcap]);
 	for (size_t i = 0; i < sizeof g->trees / sizeof *g->trees; i++)
 		bw_pidset_release(&g->trees[i].members);
-	for (size_t i = 0; i < g->inode_cap; i++)
+	for (size_t i = 0; i < g->inode_cap; i++) {
 		if (g->inodes[i].ino && g->inodes[i].hold)
 			close(g->inodes[i].hold - 1);
+		gi_wc_end(&g->inodes[i]); /* episodes still open at the stop */
+	}
 	free(g->q);
 	free(g->inodes);
 	free(g->paths.v);
