@@ -403,9 +403,13 @@ void gi_enqueue(struct bw_guard *g, struct gi_job *j)
 		return;
 	}
 	pthread_mutex_lock(&g->lock);
-	struct gi_tree *t = gi_tree_get(g, j->sid, 0);
-	if (t)
+	/* a rewrite is counted even for a tree with no evidence yet */
+	struct gi_tree *t = gi_tree_get(g, j->sid, j->copy_ns > 0);
+	if (t) {
 		t->pending++;
+		if (j->copy_ns > 0)
+			t->backlog++;
+	}
 	pthread_mutex_unlock(&g->lock);
 	g->q[g->qtail++ % g->qcap] = *j;
 	pthread_cond_signal(&g->qcond);
@@ -414,17 +418,19 @@ void gi_enqueue(struct bw_guard *g, struct gi_job *j)
 
 /* A suspect tree's next file waits (at most 100 ms) until the verdicts on
  * its earlier files are in: a fast encryptor gets no further than the
- * evidence allows, and a tree with no evidence never waits.  Its own
- * closed files are counted; name events (deletes, renames) cannot be told
- * apart before they are read, so those are waited for only when the tree
- * has written ciphertext-like new files, the pattern that needs them. */
-static void wait_for_verdicts(struct bw_guard *g, pid_t sid)
+ * evidence allows.  Its own closed files are counted; name events
+ * (deletes, renames) cannot be told apart before they are read, so those
+ * are waited for only when the tree has written ciphertext-like new
+ * files, the pattern that needs them.  A tree with no evidence waits only
+ * when it is GI_BACKLOG_MAX rewrites ahead of the analysis (backlog), and
+ * only until it is not. */
+static void wait_for_verdicts(struct bw_guard *g, pid_t sid, int backlog)
 {
 	struct timespec until = gi_deadline(100);
 	pthread_mutex_lock(&g->lock);
 	for (;;) {
 		struct gi_tree *t = gi_tree_get(g, sid, 0);
-		if (!t || t->done_ns)
+		if (!t || t->done_ns || (backlog && t->backlog < GI_BACKLOG_MAX))
 			break;
 		int names = 0;
 		if (t->cipher_new) {
@@ -605,7 +611,9 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		long fl = open_flags(tid);
 		int wr = fl < 0 || (fl & O_ACCMODE) != O_RDONLY || (fl & O_TRUNC);
 		if (wr && gi_tree_suspect(g, sid))
-			wait_for_verdicts(g, sid);
+			wait_for_verdicts(g, sid, 0);
+		else if (wr && st.st_size > 0 && gi_tree_backlogged(g, sid))
+			wait_for_verdicts(g, sid, 1);
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
 		struct gi_wcopy *w = NULL;
@@ -617,12 +625,12 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			if (!w || !w->copied)
 				set_ignored(g, fd, in, 0);
 		}
-		/* O_TRUNC empties the file before any pre-content event; a
-		 * small file is copied at its write open too: one event
-		 * instead of two, and once every writer has its copy no read
-		 * of the episode costs an event either */
-		if (w && !w->copied && ((fl >= 0 && (fl & O_TRUNC)) ||
-		                        (uint64_t)st.st_size <= GI_PACK_MAX)) {
+		/* O_TRUNC empties the file before any pre-content event.  Other
+		 * opens are copied at their first write, not here: that write's
+		 * event is where a suspect tree waits for its verdicts, and a
+		 * tree that opens every file before it writes any (--preopen)
+		 * would otherwise get all of them event-free */
+		if (w && !w->copied && fl >= 0 && (fl & O_TRUNC)) {
 			if (gi_wc_before_write(g, fd, &st, path, tgid, w, 0, 0, 0) == 0) {
 				/* the episode's writes need no further event */
 				ignore_if_copied(g, fd, in);
@@ -643,7 +651,9 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		int first = in && (!w || !w->copied);
 		pthread_mutex_unlock(&g->lock);
 		if (first && gi_tree_suspect(g, sid))
-			wait_for_verdicts(g, sid);
+			wait_for_verdicts(g, sid, 0);
+		else if (first && gi_tree_backlogged(g, sid))
+			wait_for_verdicts(g, sid, 1);
 		if (gi_tree_condemned(g, sid)) {
 			respond(g, fd, FAN_DENY);
 			close(fd);

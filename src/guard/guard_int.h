@@ -81,6 +81,7 @@ struct gi_tree {
 	int frozen, condemned;
 	int64_t done_ns;      /* handled: late evidence is ignored for a while */
 	int pending;          /* its closed files still waiting for analysis */
+	int backlog;          /* of those, rewrites of files that had content */
 	struct bw_pidset members;    /* processes that did something */
 	char evidence[GT_EVIDENCE][512];
 	int nevidence;
@@ -278,6 +279,10 @@ void gi_score_pair(struct bw_guard *g, pid_t tgid, pid_t sid, int cipher,
 int gi_tree_condemned(struct bw_guard *g, pid_t sid);
 /* 1 if the tree has some evidence against it but no verdict yet */
 int gi_tree_suspect(struct bw_guard *g, pid_t sid);
+/* A tree this many rewrites ahead of their analysis waits before its next
+ * one: without it a fast encryptor gets as far as the analysis lags. */
+#define GI_BACKLOG_MAX 2
+int gi_tree_backlogged(struct bw_guard *g, pid_t sid);
 void gi_alert(struct bw_guard *g, const char *json_line);
 void gi_state_write(struct bw_guard *g);
 void gi_check_gap(struct bw_guard *g);

@@ -449,6 +449,8 @@ void *gi_analysis_thread(void *arg)
 		struct gi_tree *t = gi_tree_get(g, j.sid, 0);
 		if (t && t->pending > 0)
 			t->pending--;
+		if (t && j.copy_ns > 0 && t->backlog > 0)
+			t->backlog--;
 		pthread_cond_broadcast(&g->verdict_cond);
 		pthread_mutex_unlock(&g->lock);
 	}

@@ -106,6 +106,15 @@ int gi_tree_suspect(struct bw_guard *g, pid_t sid)
 	return c;
 }
 
+int gi_tree_backlogged(struct bw_guard *g, pid_t sid)
+{
+	pthread_mutex_lock(&g->lock);
+	struct gi_tree *t = gi_tree_get(g, sid, 0);
+	int b = t && !t->done_ns && t->backlog >= GI_BACKLOG_MAX;
+	pthread_mutex_unlock(&g->lock);
+	return b;
+}
+
 static double tree_score(const struct gi_tree *t)
 {
 	int content = t->damaged + t->pairs;
