@@ -10,8 +10,8 @@
  * behind a benign program that holds the file open, and writers taking
  * turns do not copy the file again on every turn.
  *
- * Files up to 1 MiB are copied whole at the write open (or the first
- * write).  Larger ones are copied by ranges: each write event carries the
+ * Files up to 1 MiB are copied whole before the tree's first write (at
+ * the open for O_TRUNC).  Larger ones are copied by ranges: each write event carries the
  * range it will change, and only the 4 KiB pages of that range not yet
  * copied by this tree are copied, into a sparse file of the old size at
  * the same offsets.  While any writer lacks a whole copy every read and
