@@ -10,7 +10,7 @@
 #include <bulwark/core.h>
 #include <bulwark/crypto.h>
 
-#define BW_REPO_VERSION 1
+#define BW_REPO_VERSION 2
 
 struct bw_repo;
 

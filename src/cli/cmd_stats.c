@@ -49,10 +49,31 @@ enum { C_FILES, C_DIRS, C_OTHERS, C_BYTES };
 struct stats {
 	struct bw_repo *r;
 	enum mode mode;
-	struct cli_idmap trees, blobs, contents;
+	struct cli_idmap trees, blobs, contents, groups;
 	uint64_t nblobs[2], raw[2], stored[2], missing; /* [0] data, [1] tree */
 	uint64_t uf_n, uf_blobs, uf_bytes;
 };
+
+/* Stored bytes of e not counted yet: a group's bytes count once, with its
+ * first member seen.  Returns BW_ENOMEM or the bytes (>= 0) in *add. */
+static int stored_once(struct cli_idmap *groups, const struct bw_index_entry *e,
+                       uint64_t *add)
+{
+	*add = e->length;
+	if (!e->grouped)
+		return 0;
+	uint8_t where[8];
+	struct bw_id key;
+	memcpy(where, &e->pack, 4);
+	memcpy(where + 4, &e->offset, 4);
+	bw_sha256(where, sizeof where, &key);
+	int rc = cli_idmap_put(groups, &key, NULL);
+	if (rc < 0)
+		return rc;
+	if (!rc)
+		*add = 0;
+	return 0;
+}
 
 static int add_blob(struct stats *s, const struct bw_id *id, int is_tree)
 {
@@ -64,9 +85,12 @@ static int add_blob(struct stats *s, const struct bw_id *id, int is_tree)
 		s->missing++;
 		return 0;
 	}
+	uint64_t add;
+	if ((rc = stored_once(&s->groups, &e, &add)))
+		return rc;
 	s->nblobs[is_tree]++;
 	s->raw[is_tree] += e.raw_length;
-	s->stored[is_tree] += e.length;
+	s->stored[is_tree] += add;
 	return 0;
 }
 
@@ -139,6 +163,7 @@ static int stat_tree(struct stats *s, const struct bw_id *id, unsigned depth,
 struct repo_totals {
 	uint64_t packs, pack_bytes, snapshots;
 	uint64_t blobs, blob_raw, blob_stored;
+	struct cli_idmap groups;
 };
 
 static int on_pack(void *arg, const char *name, uint64_t size)
@@ -153,9 +178,13 @@ static int on_pack(void *arg, const char *name, uint64_t size)
 static int on_index_entry(void *arg, const struct bw_index_entry *e)
 {
 	struct repo_totals *t = arg;
+	uint64_t add;
+	int rc = stored_once(&t->groups, e, &add);
+	if (rc)
+		return rc;
 	t->blobs++;
 	t->blob_raw += e->raw_length;
-	t->blob_stored += e->length;
+	t->blob_stored += add;
 	return 0;
 }
 
@@ -366,6 +395,8 @@ out:
 	cli_idmap_release(&s.trees);
 	cli_idmap_release(&s.blobs);
 	cli_idmap_release(&s.contents);
+	cli_idmap_release(&s.groups);
+	cli_idmap_release(&rt.groups);
 	if (s.r)
 		bw_repo_close(s.r);
 	if (r)

@@ -43,6 +43,7 @@ struct ctx {
 	struct bw_chunker chunker;
 	struct bw_pool *pool;
 	int level;
+	int group; /* small data blobs go into groups (format 2) */
 
 	pthread_mutex_t mu; /* guards everything below */
 	int fatal;          /* first fatal error: stops the backup */
@@ -164,6 +165,10 @@ static int pack_done(struct ctx *c, const struct bw_id *pid,
 		return r;
 	}
 	for (size_t i = 0; i < n; i++) {
+		/* groups' stored bytes (single blobs count in store_blob) */
+		if (blobs[i].grouped && (!i || !blobs[i - 1].grouped ||
+		                         blobs[i - 1].offset != blobs[i].offset))
+			c->sum.data_added_packed += blobs[i].length;
 		struct bw_index_entry e;
 		memset(&e, 0, sizeof e);
 		e.id = blobs[i].id;
@@ -172,6 +177,7 @@ static int pack_done(struct ctx *c, const struct bw_id *pid,
 		e.length = blobs[i].length;
 		e.raw_length = blobs[i].raw_length;
 		e.type = blobs[i].type;
+		e.grouped = blobs[i].grouped;
 		if ((r = bw_index_insert(c->r->index, &e)) < 0) {
 			free(blobs);
 			return r;
@@ -255,15 +261,23 @@ static int store_blob(struct ctx *c, struct bw_blob_ctx *bc,
 		pthread_mutex_unlock(&c->mu);
 		return 0;
 	}
-	if ((r = bw_blob_encode(bc, c->r->keys, id, p, n, sealed)))
-		return r;
+	int grouped = c->group && type == BW_BLOB_DATA && n < BW_GROUP_BLOB_MAX;
 	if (!*pw && (r = bw_pack_writer_new(c->r->be, pw)))
 		return r;
-	if ((r = bw_pack_writer_add(*pw, type, id, sealed->data, sealed->len, (uint32_t)n)))
-		return r;
+	if (grouped) {
+		if ((r = bw_pack_writer_add_grouped(*pw, bc, c->r->keys, type, id, p, n)))
+			return r;
+	} else {
+		if ((r = bw_blob_encode(bc, c->r->keys, id, p, n, sealed)))
+			return r;
+		if ((r = bw_pack_writer_add(*pw, type, id, sealed->data, sealed->len,
+		                            (uint32_t)n)))
+			return r;
+	}
 	pthread_mutex_lock(&c->mu);
 	c->sum.data_added += n;
-	c->sum.data_added_packed += sealed->len;
+	if (!grouped)
+		c->sum.data_added_packed += sealed->len;
 	if (type == BW_BLOB_DATA)
 		c->sum.data_blobs++;
 	else
@@ -1088,6 +1102,7 @@ int bw_backup(struct bw_repo *r, const struct bw_backup_opts *o,
 	c.r = r;
 	c.o = o;
 	c.level = r->compression;
+	c.group = r->version >= 2;
 	bw_buf_init(&c.tree_sealed, BW_TREE_MAX_BYTES + 1024);
 	bw_chunker_init(&c.chunker, r->keys->chunker, &r->chunker);
 	if (o->hostname)

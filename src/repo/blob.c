@@ -2,14 +2,42 @@
  *
  * Compression is decided cheaply: large blobs first compress a sample
  * from their middle, and incompressible data (media, archives, already
- * encrypted files) is stored raw without paying for a full zstd pass. */
+ * encrypted files) is stored raw without paying for a full zstd pass.
+ *
+ * Small blobs travel in groups: one sealed object (AD "bulwark group")
+ * holding a member table and the members' plaintexts compressed as one
+ * frame, so small files share a compression context.  The table is inside
+ * the AEAD, so a blob is served only by a group that names it.  A context
+ * keeps the last group it opened: members read in order decrypt and
+ * decompress their group once. */
 #include "blob.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <zstd.h>
 
-enum { CODEC_RAW = 0, CODEC_ZSTD = 1 };
+enum { CODEC_RAW = 0, CODEC_ZSTD = 1, CODEC_GROUP = 2 };
+
+static const char group_ad[] = "bulwark group";
+
+struct gmember {
+	struct bw_id id;
+	uint32_t off, len;
+};
+
+/* An opened group, known by its nonce, tag and stored size.  Backup
+ * workers fill groups side by side, so a restore in tree order moves
+ * between a few of them. */
+#define NGROUPS 4
+struct group {
+	uint8_t key[BW_NONCE_LEN + BW_TAG_LEN];
+	size_t stored;
+	int valid;
+	uint64_t used;
+	struct bw_buf data;
+	struct gmember *m;
+	size_t n, cap, next;
+};
 
 #define MIN_COMPRESS 256            /* smaller blobs are stored raw */
 #define SAMPLE_ABOVE ((size_t)64 << 10)
@@ -22,6 +50,8 @@ struct bw_blob_ctx {
 	ZSTD_CCtx *cctx;
 	ZSTD_DCtx *dctx;
 	struct bw_buf scratch; /* sample output; opened plaintext */
+	struct group g[NGROUPS]; /* the groups opened last */
+	uint64_t tick;
 };
 
 struct bw_blob_ctx *bw_blob_ctx_new(int level)
@@ -33,6 +63,8 @@ struct bw_blob_ctx *bw_blob_ctx_new(int level)
 		level = ZSTD_maxCLevel();
 	c->level = level > 0 ? level : 0;
 	bw_buf_init(&c->scratch, 0);
+	for (int i = 0; i < NGROUPS; i++)
+		bw_buf_init(&c->g[i].data, BW_GROUP_RAW_MAX);
 	c->dctx = ZSTD_createDCtx();
 	if (!c->dctx)
 		goto fail;
@@ -73,6 +105,12 @@ void bw_blob_ctx_free(struct bw_blob_ctx *c)
 	if (c->scratch.data)
 		bw_wipe(c->scratch.data, c->scratch.cap);
 	bw_buf_release(&c->scratch);
+	for (int i = 0; i < NGROUPS; i++) {
+		if (c->g[i].data.data)
+			bw_wipe(c->g[i].data.data, c->g[i].data.cap);
+		bw_buf_release(&c->g[i].data);
+		free(c->g[i].m);
+	}
 	free(c);
 }
 
@@ -137,14 +175,179 @@ int bw_blob_encode(struct bw_blob_ctx *c, const struct bw_keys *k,
 	return 0;
 }
 
+int bw_group_encode(struct bw_blob_ctx *c, const struct bw_keys *k,
+                    const struct bw_group_member *m, size_t nm,
+                    const uint8_t *p, size_t n, struct bw_buf *out)
+{
+	int r;
+	uint64_t sum = 0;
+
+	bw_buf_reset(out);
+	if (!nm || nm > BW_GROUP_MAX_MEMBERS || n > BW_GROUP_RAW_MAX)
+		return bw_errf(BW_EINVAL, "group: %zu members, %zu bytes", nm, n);
+	for (size_t i = 0; i < nm; i++)
+		sum += m[i].raw_length;
+	if (sum != n)
+		return bw_errf(BW_EINVAL, "group: members hold %llu bytes, not %zu",
+		               (unsigned long long)sum, n);
+	/* [nonce][codec][varint count][count x {ID, varint raw}][codec][data][tag] */
+	size_t room = BW_SEAL_OVERHEAD + 1 + 10 + nm * (BW_ID_LEN + 5) + 1 + n;
+	if ((r = bw_buf_reserve(out, room)))
+		return bw_errf(r, "group: cannot hold %zu bytes", n);
+	out->len = BW_NONCE_LEN;
+	if ((r = bw_buf_put_u8(out, CODEC_GROUP)) ||
+	    (r = bw_buf_put_varint(out, nm)))
+		return r;
+	for (size_t i = 0; i < nm; i++)
+		if ((r = bw_buf_append(out, m[i].id.b, BW_ID_LEN)) ||
+		    (r = bw_buf_put_varint(out, m[i].raw_length)))
+			return r;
+	uint8_t *codec = out->data + out->len;
+	size_t z = n > 1 ? try_compress(c, p, n, codec + 1, n - 1) : 0;
+	if (z) {
+		*codec = CODEC_ZSTD;
+	} else {
+		*codec = CODEC_RAW;
+		if (n)
+			memcpy(codec + 1, p, n);
+		z = n;
+	}
+	out->len += 1 + z;
+	uint8_t *pt = out->data + BW_NONCE_LEN;
+	size_t ptlen = out->len - BW_NONCE_LEN;
+	if ((r = bw_seal(k->enc, group_ad, sizeof group_ad - 1, pt, ptlen, out->data)))
+		return bw_errf(r, "group: encryption failed");
+	out->len = BW_SEAL_OVERHEAD + ptlen;
+	return 0;
+}
+
+/* The group in p[0..n): one already open, or opened into the least
+ * recently used slot. */
+static int group_open(struct bw_blob_ctx *c, const struct bw_keys *k,
+                      const uint8_t *p, size_t n, struct group **out)
+{
+	struct bw_buf *s = &c->scratch;
+	struct group *g = NULL;
+	struct bw_view v;
+	const uint8_t *idp;
+	uint64_t cnt, raw, total = 0;
+	uint8_t codec;
+	int r;
+
+	if (n < BW_SEAL_OVERHEAD + 3)
+		return bw_errf(BW_EFORMAT, "group: %zu stored bytes is too short", n);
+	for (int i = 0; i < NGROUPS; i++) {
+		struct group *x = &c->g[i];
+		if (x->valid && x->stored == n && !memcmp(x->key, p, BW_NONCE_LEN) &&
+		    !memcmp(x->key + BW_NONCE_LEN, p + n - BW_TAG_LEN, BW_TAG_LEN)) {
+			x->used = ++c->tick;
+			*out = x;
+			return 0;
+		}
+		if (!g || (g->valid && (!x->valid || x->used < g->used)))
+			g = x;
+	}
+	g->valid = 0;
+	g->n = g->next = 0;
+	size_t m = n - BW_SEAL_OVERHEAD;
+	bw_buf_reset(s);
+	if ((r = bw_buf_reserve(s, m)))
+		return r;
+	if ((r = bw_open(k->enc, group_ad, sizeof group_ad - 1, p, n, s->data)))
+		return r == BW_EAUTH ? bw_errf(r, "group: authentication failed") : r;
+	s->len = m;
+	v = bw_view_make(s->data, m);
+	if (bw_view_u8(&v, &codec) || codec != CODEC_GROUP ||
+	    bw_view_varint(&v, &cnt) || !cnt || cnt > BW_GROUP_MAX_MEMBERS ||
+	    cnt > v.len / (BW_ID_LEN + 1))
+		return bw_errf(BW_EFORMAT, "group: bad member table");
+	if (cnt > g->cap) {
+		struct gmember *gm = realloc(g->m, (size_t)cnt * sizeof *gm);
+		if (!gm)
+			return BW_ENOMEM;
+		g->m = gm;
+		g->cap = (size_t)cnt;
+	}
+	for (size_t i = 0; i < cnt; i++) {
+		if (bw_view_take(&v, BW_ID_LEN, &idp) || bw_view_varint(&v, &raw) ||
+		    raw > BW_GROUP_RAW_MAX - total)
+			return bw_errf(BW_EFORMAT, "group: bad member table");
+		memcpy(g->m[i].id.b, idp, BW_ID_LEN);
+		g->m[i].off = (uint32_t)total;
+		g->m[i].len = (uint32_t)raw;
+		total += raw;
+	}
+	if (bw_view_u8(&v, &codec))
+		return bw_errf(BW_EFORMAT, "group: no payload");
+	bw_buf_reset(&g->data);
+	if ((r = bw_buf_reserve(&g->data, (size_t)total)))
+		return r;
+	if (codec == CODEC_RAW) {
+		if (v.len != total)
+			return bw_errf(BW_EFORMAT, "group: %zu bytes, table says %llu",
+			               v.len, (unsigned long long)total);
+		if (total)
+			memcpy(g->data.data, v.p, (size_t)total);
+	} else if (codec == CODEC_ZSTD) {
+		unsigned long long fcs = ZSTD_getFrameContentSize(v.p, v.len);
+		if (fcs == ZSTD_CONTENTSIZE_ERROR ||
+		    (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != total))
+			return bw_errf(BW_EFORMAT, "group: bad zstd frame");
+		size_t got = ZSTD_decompressDCtx(c->dctx, g->data.data, (size_t)total,
+		                                 v.p, v.len);
+		if (ZSTD_isError(got))
+			return bw_errf(BW_EFORMAT, "group: zstd: %s", ZSTD_getErrorName(got));
+		if (got != total)
+			return bw_errf(BW_EFORMAT, "group: %zu bytes, table says %llu",
+			               got, (unsigned long long)total);
+	} else {
+		return bw_errf(BW_EFORMAT, "group: unknown codec %u", codec);
+	}
+	g->data.len = (size_t)total;
+	g->n = (size_t)cnt;
+	memcpy(g->key, p, BW_NONCE_LEN);
+	memcpy(g->key + BW_NONCE_LEN, p + n - BW_TAG_LEN, BW_TAG_LEN);
+	g->stored = n;
+	g->valid = 1;
+	g->used = ++c->tick;
+	*out = g;
+	return 0;
+}
+
+/* A member of a group: members are mostly asked for in their order, so
+ * the search starts after the last one found. */
+static int group_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
+                        const struct bw_id *id, const uint8_t *p, size_t n,
+                        size_t raw_len, struct bw_buf *out)
+{
+	struct group *g = NULL;
+	int r = group_open(c, k, p, n, &g);
+	if (r)
+		return r;
+	for (size_t t = 0; t < g->n; t++) {
+		size_t i = (g->next + t) % g->n;
+		const struct gmember *m = &g->m[i];
+		if (memcmp(m->id.b, id->b, BW_ID_LEN))
+			continue;
+		if (m->len != raw_len)
+			return bw_errf(BW_EFORMAT, "blob: %u bytes, index says %zu",
+			               m->len, raw_len);
+		g->next = i + 1;
+		return bw_buf_append(out, g->data.data + m->off, m->len);
+	}
+	return bw_errf(BW_EFORMAT, "blob: not in the group it is listed in");
+}
+
 int bw_blob_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
-                   const struct bw_id *id, const uint8_t *p, size_t n,
-                   size_t raw_len, struct bw_buf *out)
+                   const struct bw_id *id, int grouped, const uint8_t *p,
+                   size_t n, size_t raw_len, struct bw_buf *out)
 {
 	struct bw_buf *s = &c->scratch;
 	int r;
 
 	bw_buf_reset(out);
+	if (grouped)
+		return group_decode(c, k, id, p, n, raw_len, out);
 	if (n < BW_SEAL_OVERHEAD + 1)
 		return bw_errf(BW_EFORMAT, "blob: %zu stored bytes is too short", n);
 	size_t m = n - BW_SEAL_OVERHEAD;

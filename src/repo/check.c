@@ -60,10 +60,13 @@ static void progress(struct chk *c, int final)
 	c->o->progress(&c->prog, c->o->progress_arg);
 }
 
+/* by offset, then ID: members of a group share an offset */
 static int blob_cmp(const void *a, const void *b)
 {
 	const struct bw_pack_blob *x = a, *y = b;
-	return x->offset < y->offset ? -1 : x->offset > y->offset;
+	if (x->offset != y->offset)
+		return x->offset < y->offset ? -1 : 1;
+	return memcmp(x->id.b, y->id.b, BW_ID_LEN);
 }
 
 /* The pack's own header must list exactly what the index says. */
@@ -86,7 +89,8 @@ static void compare_header(struct chk *c, const struct bw_ixpack *p,
 	qsort(hdr, n, sizeof *hdr, blob_cmp);
 	for (size_t i = 0; i < n; i++) {
 		if (!memcmp(ix[i].id.b, hdr[i].id.b, BW_ID_LEN) &&
-		    ix[i].type == hdr[i].type && ix[i].offset == hdr[i].offset &&
+		    ix[i].type == hdr[i].type && ix[i].grouped == hdr[i].grouped &&
+		    ix[i].offset == hdr[i].offset &&
 		    ix[i].length == hdr[i].length &&
 		    ix[i].raw_length == hdr[i].raw_length)
 			continue;
@@ -208,7 +212,7 @@ static void rd_check_blob(struct rd *d, struct bw_blob_ctx *bc,
 {
 	char hex[2 * BW_ID_LEN + 1];
 	struct bw_id got;
-	int rc = bw_blob_decode(bc, d->c->r->keys, &x->id, p, x->length,
+	int rc = bw_blob_decode(bc, d->c->r->keys, &x->id, x->grouped, p, x->length,
 	                        x->raw_length, pt);
 	if (!rc) {
 		bw_mac_id(d->c->r->keys, pt->data, pt->len, &got);
@@ -283,7 +287,11 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 		/* a window of neighbouring blobs */
 		size_t j = i + 1;
 		uint64_t end = (uint64_t)x->offset + x->length;
-		while (j < n && blobs[j].offset == end &&
+		while (j < n &&
+		       (blobs[j].offset == end ||
+		        (blobs[j].grouped && blobs[j - 1].grouped &&
+		         blobs[j].offset == blobs[j - 1].offset &&
+		         blobs[j].length == blobs[j - 1].length)) &&
 		       (uint64_t)blobs[j].offset + blobs[j].length <= f->size &&
 		       (uint64_t)blobs[j].offset + blobs[j].length - x->offset <= RD_WINDOW) {
 			end = (uint64_t)blobs[j].offset + blobs[j].length;

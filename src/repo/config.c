@@ -56,10 +56,10 @@ int bw_config_decode(const uint8_t *p, size_t n, struct bw_config *c)
 	json_t *ch;
 	if (get_u64(j, "version", &v))
 		goto out;
-	if (v != BW_REPO_VERSION) {
+	if (v < 1 || v > BW_REPO_VERSION) {
 		r = bw_errf(BW_EVERSION,
 		            "repository format version %llu is not supported "
-		            "(this bulwark reads version %d)",
+		            "(this bulwark reads versions 1 to %d)",
 		            (unsigned long long)v, BW_REPO_VERSION);
 		goto out;
 	}

@@ -2,7 +2,8 @@
  *
  * Slots are 48 bytes: the ID, the pack number plus one (0 = empty slot,
  * UINT32_MAX = claimed, so a zeroed table is empty), offset, stored
- * length with the blob type in its top two bits, and raw length.  IDs are
+ * length with the blob type (bit 30) and the group flag (bit 31) in its
+ * top two bits, and raw length.  IDs are
  * MACs, so their first 8 bytes already are a good hash; they are still
  * mixed with a per-index random seed so that a hostile repository cannot
  * line up probe chains.
@@ -34,7 +35,7 @@ struct slot {
 	uint8_t id[BW_ID_LEN];
 	uint32_t pack; /* pack number + 1, SLOT_EMPTY or SLOT_CLAIMED */
 	uint32_t offset;
-	uint32_t len_type; /* length | type << LEN_BITS */
+	uint32_t len_type; /* length | (type | grouped << 1) << LEN_BITS */
 	uint32_t raw_length;
 };
 _Static_assert(sizeof(struct slot) == 48, "index slots are 48 bytes");
@@ -273,7 +274,7 @@ static int make_room(struct bw_index *x)
 int bw_index_insert(struct bw_index *x, const struct bw_index_entry *e)
 {
 	int r = 0;
-	if (e->length > LEN_MASK || e->type > 3)
+	if (e->length > LEN_MASK || e->type > 1)
 		return bw_errf(BW_EINVAL, "index: blob length %u or type %u "
 		               "out of range", e->length, e->type);
 	pthread_rwlock_wrlock(&x->lock);
@@ -304,7 +305,8 @@ int bw_index_insert(struct bw_index *x, const struct bw_index_entry *e)
 		x->nreal++;
 	}
 	s->offset = e->offset;
-	s->len_type = e->length | (uint32_t)e->type << LEN_BITS;
+	s->len_type = e->length |
+	              (uint32_t)(e->type | (e->grouped ? 2 : 0)) << LEN_BITS;
 	s->raw_length = e->raw_length;
 out:
 	pthread_rwlock_unlock(&x->lock);
@@ -317,7 +319,8 @@ static void to_entry(const struct slot *s, struct bw_index_entry *e)
 	e->pack = s->pack == SLOT_CLAIMED ? BW_PACK_NONE : s->pack - 1;
 	e->offset = s->offset;
 	e->length = s->len_type & LEN_MASK;
-	e->type = (uint8_t)(s->len_type >> LEN_BITS);
+	e->type = (uint8_t)(s->len_type >> LEN_BITS & 1);
+	e->grouped = (uint8_t)(s->len_type >> (LEN_BITS + 1));
 	e->raw_length = s->raw_length;
 }
 
@@ -358,7 +361,7 @@ int bw_index_claim(struct bw_index *x, const struct bw_id *id, uint8_t type)
 	memcpy(s->id, id->b, BW_ID_LEN);
 	s->pack = SLOT_CLAIMED;
 	s->offset = 0;
-	s->len_type = (uint32_t)(type & 3) << LEN_BITS;
+	s->len_type = (uint32_t)(type & 1) << LEN_BITS;
 	s->raw_length = 0;
 	x->used++;
 	r = 1;
@@ -676,7 +679,8 @@ size_t bw_index_base_count(const struct bw_index *x) { return x->base.n; }
 /* ---- index files ------------------------------------------------------------ */
 
 #define IX_MAGIC "BWIX"
-#define IX_VERSION 1
+#define IX_VERSION 2 /* 2: type | 0x80 marks a blob stored in a group */
+#define IX_GROUPED 0x80
 #define IX_PACK_MIN (BW_ID_LEN + 1)     /* ID, varint nblobs */
 #define IX_BLOB_MIN (1 + BW_ID_LEN + 3) /* type, ID, three varints */
 
@@ -684,9 +688,13 @@ int bw_index_file_encode(const struct bw_id *supersedes, size_t nsup,
                          const struct bw_index_pack *packs, size_t npacks,
                          struct bw_buf *out)
 {
-	int r;
+	int r, grouped = 0;
+	/* version 1 when no blob is in a group: older readers can read it */
+	for (size_t i = 0; i < npacks && !grouped; i++)
+		for (size_t j = 0; j < packs[i].n && !grouped; j++)
+			grouped = packs[i].blobs[j].grouped;
 	if ((r = bw_buf_append(out, IX_MAGIC, 4)) ||
-	    (r = bw_buf_put_u8(out, IX_VERSION)) ||
+	    (r = bw_buf_put_u8(out, grouped ? IX_VERSION : 1)) ||
 	    (r = bw_buf_put_varint(out, nsup)))
 		return r;
 	for (size_t i = 0; i < nsup; i++)
@@ -701,7 +709,7 @@ int bw_index_file_encode(const struct bw_id *supersedes, size_t nsup,
 			return r;
 		for (size_t j = 0; j < p->n; j++) {
 			const struct bw_pack_blob *b = &p->blobs[j];
-			if ((r = bw_buf_put_u8(out, b->type)) ||
+			if ((r = bw_buf_put_u8(out, b->type | (b->grouped ? IX_GROUPED : 0))) ||
 			    (r = bw_buf_append(out, b->id.b, BW_ID_LEN)) ||
 			    (r = bw_buf_put_varint(out, b->offset)) ||
 			    (r = bw_buf_put_varint(out, b->length)) ||
@@ -734,7 +742,7 @@ int bw_index_file_decode(const uint8_t *p, size_t n,
 	if (bw_view_take(&v, 4, &magic) || memcmp(magic, IX_MAGIC, 4) ||
 	    bw_view_u8(&v, &version))
 		return BW_EFORMAT;
-	if (version != IX_VERSION)
+	if (version < 1 || version > IX_VERSION)
 		return BW_EVERSION;
 	if (bw_view_varint(&v, &nsup) || nsup > v.len / BW_ID_LEN)
 		return BW_EFORMAT;
@@ -757,7 +765,12 @@ int bw_index_file_decode(const uint8_t *p, size_t n,
 			return r;
 		for (uint64_t j = 0; j < nblobs; j++) {
 			struct bw_pack_blob b;
-			if (bw_view_u8(&v, &b.type) || b.type > BW_BLOB_TREE ||
+			uint8_t t;
+			if (bw_view_u8(&v, &t))
+				return BW_EFORMAT;
+			b.grouped = version >= 2 && (t & IX_GROUPED);
+			b.type = b.grouped ? (uint8_t)(t & ~IX_GROUPED) : t;
+			if (b.type > BW_BLOB_TREE ||
 			    bw_view_take(&v, BW_ID_LEN, &raw) ||
 			    get_u32(&v, &b.offset) || get_u32(&v, &b.length) ||
 			    get_u32(&v, &b.raw_length) ||

@@ -5,11 +5,13 @@
  * concurrent use by several threads (internal lock).
  *
  * Index files (stored objects, encrypted like other objects):
- *   "BWIX" u8 version(1)
+ *   "BWIX" u8 version(2)
  *   varint nsupersedes, nsupersedes x 32-byte index file IDs
  *   varint npacks, npacks x { 32-byte pack ID, varint nblobs,
  *        nblobs x { u8 type, 32-byte blob ID, varint offset,
- *                   varint length, varint raw length } } */
+ *                   varint length, varint raw length } }
+ * Version 2: type | 0x80 marks a blob stored in a group (offset and
+ * length are then the group's). */
 #ifndef BW_REPO_INDEX_H
 #define BW_REPO_INDEX_H
 
@@ -22,6 +24,7 @@ struct bw_index_entry {
 	uint32_t pack; /* number from bw_index_add_pack, or BW_PACK_NONE (claimed) */
 	uint32_t offset, length, raw_length;
 	uint8_t type;
+	uint8_t grouped; /* offset, length: the group holding the blob */
 };
 
 struct bw_index;

@@ -137,6 +137,7 @@ static int sc_blob(void *arg, const struct bw_pack_blob *b)
 	e.length = b->length;
 	e.raw_length = b->raw_length;
 	e.type = b->type;
+	e.grouped = b->grouped;
 	int r = bw_index_insert(c->s->x, &e);
 	return r < 0 ? r : 0;
 }
@@ -417,7 +418,7 @@ int bw_maint_load_blob(struct bw_repo *r, struct bw_ixscan *s,
 	bw_buf_init(&raw, RAW_BLOB_MAX);
 	rc = bw_be_read(r->be, BW_OBJ_PACK, name, e.offset, e.length, &raw);
 	if (!rc)
-		rc = bw_blob_decode(c, r->keys, id, raw.data, raw.len,
+		rc = bw_blob_decode(c, r->keys, id, e.grouped, raw.data, raw.len,
 		                    e.raw_length, out);
 	bw_buf_release(&raw);
 	return rc;

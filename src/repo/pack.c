@@ -14,9 +14,11 @@
 #define WBUF_SIZE ((size_t)256 << 10)
 #define TAIL_GUESS ((size_t)64 << 10)
 #define HDR_MAGIC "BWPK"
-#define HDR_VERSION 1
-/* smallest encoded entry: type, ID, two one-byte varints */
-#define HDR_ENTRY_MIN (1 + BW_ID_LEN + 1 + 1)
+#define HDR_VERSION 2
+#define HDR_GROUP_FIRST 0x80
+#define HDR_GROUP_MORE 0x40
+/* smallest encoded entry: type, ID, one one-byte varint (a group member) */
+#define HDR_ENTRY_MIN (1 + BW_ID_LEN + 1)
 /* smallest stored blob: seal overhead plus the codec byte */
 #define BLOB_MIN (BW_SEAL_OVERHEAD + 1)
 
@@ -31,6 +33,12 @@ struct bw_pack_writer {
 	uint64_t size; /* bytes written so far, buffered ones included */
 	struct bw_pack_blob *blobs;
 	size_t n, cap;
+	/* the pending group */
+	struct bw_blob_ctx *gctx;
+	const struct bw_keys *gkeys;
+	struct bw_group_member *gm;
+	size_t gn;
+	struct bw_buf graw, gsealed;
 };
 
 int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out)
@@ -43,6 +51,8 @@ int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out)
 		return BW_ENOMEM;
 	w->be = be;
 	w->fd = -1;
+	bw_buf_init(&w->graw, BW_GROUP_RAW_MAX);
+	bw_buf_init(&w->gsealed, BW_GROUP_RAW_MAX + ((size_t)1 << 20));
 	w->wbuf = malloc(WBUF_SIZE);
 	w->sha = bw_sha256_new();
 	if (!w->wbuf || !w->sha) {
@@ -72,6 +82,11 @@ void bw_pack_writer_abort(struct bw_pack_writer *w)
 	}
 	free(w->wbuf);
 	free(w->blobs);
+	free(w->gm);
+	if (w->graw.data)
+		bw_wipe(w->graw.data, w->graw.cap);
+	bw_buf_release(&w->graw);
+	bw_buf_release(&w->gsealed);
 	free(w);
 }
 
@@ -108,16 +123,11 @@ static int put(struct bw_pack_writer *w, const uint8_t *p, size_t n)
 	return 0;
 }
 
-int bw_pack_writer_add(struct bw_pack_writer *w, uint8_t type,
-                       const struct bw_id *id, const uint8_t *stored,
-                       size_t n, uint32_t raw_length)
+static int blobs_room(struct bw_pack_writer *w, size_t more)
 {
-	if (w->n >= BW_PACK_MAX_BLOBS || n > UINT32_MAX ||
-	    w->size + n > UINT32_MAX)
-		return bw_errf(BW_ETOOBIG, "pack: too many blobs or bytes");
-	if (n < BLOB_MIN)
-		return bw_errf(BW_EINVAL, "pack: stored blob of %zu bytes", n);
-	if (w->n == w->cap) {
+	if (w->n + more > BW_PACK_MAX_BLOBS)
+		return bw_errf(BW_ETOOBIG, "pack: too many blobs");
+	while (w->n + more > w->cap) {
 		size_t ncap = w->cap ? 2 * w->cap : 64;
 		struct bw_pack_blob *nb = realloc(w->blobs, ncap * sizeof *nb);
 		if (!nb)
@@ -125,41 +135,116 @@ int bw_pack_writer_add(struct bw_pack_writer *w, uint8_t type,
 		w->blobs = nb;
 		w->cap = ncap;
 	}
+	return 0;
+}
+
+int bw_pack_writer_add(struct bw_pack_writer *w, uint8_t type,
+                       const struct bw_id *id, const uint8_t *stored,
+                       size_t n, uint32_t raw_length)
+{
+	int r;
+	if (n > UINT32_MAX || w->size + n > UINT32_MAX)
+		return bw_errf(BW_ETOOBIG, "pack: too many blobs or bytes");
+	if (n < BLOB_MIN)
+		return bw_errf(BW_EINVAL, "pack: stored blob of %zu bytes", n);
+	if ((r = blobs_room(w, 1)))
+		return r;
 	struct bw_pack_blob *b = &w->blobs[w->n];
 	b->id = *id;
 	b->type = type;
 	b->offset = (uint32_t)w->size;
 	b->length = (uint32_t)n;
 	b->raw_length = raw_length;
-	int r = put(w, stored, n);
-	if (r)
+	b->grouped = 0;
+	if ((r = put(w, stored, n)))
 		return r;
 	w->n++;
 	return 0;
 }
 
+/* Seal the pending group and append it. */
+static int group_flush(struct bw_pack_writer *w)
+{
+	int r;
+	if (!w->gn)
+		return 0;
+	if ((r = bw_group_encode(w->gctx, w->gkeys, w->gm, w->gn, w->graw.data,
+	                         w->graw.len, &w->gsealed)))
+		return r;
+	size_t n = w->gsealed.len;
+	if (w->size + n > UINT32_MAX)
+		return bw_errf(BW_ETOOBIG, "pack: too many bytes");
+	if ((r = blobs_room(w, w->gn)))
+		return r;
+	for (size_t i = 0; i < w->gn; i++) {
+		struct bw_pack_blob *b = &w->blobs[w->n + i];
+		b->id = w->gm[i].id;
+		b->type = w->gm[i].type;
+		b->offset = (uint32_t)w->size;
+		b->length = (uint32_t)n;
+		b->raw_length = w->gm[i].raw_length;
+		b->grouped = 1;
+	}
+	if ((r = put(w, w->gsealed.data, n)))
+		return r;
+	w->n += w->gn;
+	w->gn = 0;
+	bw_buf_reset(&w->graw);
+	return 0;
+}
+
+int bw_pack_writer_add_grouped(struct bw_pack_writer *w, struct bw_blob_ctx *c,
+                               const struct bw_keys *k, uint8_t type,
+                               const struct bw_id *id, const uint8_t *p,
+                               size_t n)
+{
+	int r;
+	if (n >= BW_GROUP_BLOB_MAX || n > UINT32_MAX)
+		return bw_errf(BW_EINVAL, "pack: %zu bytes is too big for a group", n);
+	if (!w->gm && !(w->gm = malloc(BW_GROUP_MAX_MEMBERS * sizeof *w->gm)))
+		return BW_ENOMEM;
+	w->gctx = c;
+	w->gkeys = k;
+	if ((r = bw_buf_append(&w->graw, p, n)))
+		return r;
+	w->gm[w->gn].id = *id;
+	w->gm[w->gn].type = type;
+	w->gm[w->gn].raw_length = (uint32_t)n;
+	w->gn++;
+	if (w->graw.len >= BW_GROUP_TARGET || w->gn == BW_GROUP_MAX_MEMBERS)
+		return group_flush(w);
+	return 0;
+}
+
 uint64_t bw_pack_writer_size(const struct bw_pack_writer *w)
 {
-	return w->size;
+	return w->size + w->graw.len;
 }
 
 uint32_t bw_pack_writer_count(const struct bw_pack_writer *w)
 {
-	return (uint32_t)w->n;
+	return (uint32_t)(w->n + w->gn);
 }
 
 static int header_encode(const struct bw_pack_blob *b, size_t n,
                          struct bw_buf *out)
 {
-	int r;
+	int r, grouped = 0;
+	/* version 1 when there is no group: older readers can read it */
+	for (size_t i = 0; i < n && !grouped; i++)
+		grouped = b[i].grouped;
 	if ((r = bw_buf_append(out, HDR_MAGIC, 4)) ||
-	    (r = bw_buf_put_u8(out, HDR_VERSION)) ||
+	    (r = bw_buf_put_u8(out, grouped ? HDR_VERSION : 1)) ||
 	    (r = bw_buf_put_varint(out, n)))
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		if ((r = bw_buf_put_u8(out, b[i].type)) ||
+		int more = b[i].grouped && i && b[i - 1].grouped &&
+		           b[i - 1].offset == b[i].offset;
+		uint8_t t = b[i].type | (more ? HDR_GROUP_MORE
+		                              : b[i].grouped ? HDR_GROUP_FIRST : 0);
+		if ((r = bw_buf_put_u8(out, t)) ||
 		    (r = bw_buf_append(out, b[i].id.b, BW_ID_LEN)) ||
-		    (r = bw_buf_put_varint(out, b[i].length)) ||
+		    (!more && (r = bw_buf_put_varint(out, b[i].length))) ||
 		    (r = bw_buf_put_varint(out, b[i].raw_length)))
 			return r;
 	}
@@ -177,6 +262,10 @@ int bw_pack_writer_finish(struct bw_pack_writer *w, const struct bw_keys *k,
 
 	*blobs = NULL;
 	*n = 0;
+	if ((r = group_flush(w))) {
+		bw_pack_writer_abort(w);
+		return r;
+	}
 	bw_buf_init(&hdr, BW_PACK_MAX_HEADER);
 	bw_buf_init(&sealed, BW_PACK_MAX_HEADER + BW_SEAL_OVERHEAD);
 	if ((r = header_encode(w->blobs, w->n, &hdr)))
@@ -227,7 +316,7 @@ int bw_pack_header_decode(const uint8_t *p, size_t n,
 	if (bw_view_take(&v, 4, &magic) || memcmp(magic, HDR_MAGIC, 4) ||
 	    bw_view_u8(&v, &version))
 		goto out;
-	if (version != HDR_VERSION) {
+	if (version < 1 || version > HDR_VERSION) {
 		r = BW_EVERSION;
 		goto out;
 	}
@@ -241,13 +330,32 @@ int bw_pack_header_decode(const uint8_t *p, size_t n,
 	}
 	for (size_t i = 0; i < cnt; i++) {
 		uint64_t len, raw;
-		if (bw_view_u8(&v, &b[i].type) || b[i].type > BW_BLOB_TREE ||
-		    bw_view_take(&v, BW_ID_LEN, &id) ||
-		    bw_view_varint(&v, &len) || bw_view_varint(&v, &raw) ||
+		uint8_t t;
+		if (bw_view_u8(&v, &t))
+			goto out;
+		uint8_t flags = t & (HDR_GROUP_FIRST | HDR_GROUP_MORE);
+		b[i].type = t & ~(HDR_GROUP_FIRST | HDR_GROUP_MORE);
+		if (b[i].type > BW_BLOB_TREE ||
+		    (flags && version < 2) ||
+		    flags == (HDR_GROUP_FIRST | HDR_GROUP_MORE) ||
+		    (flags == HDR_GROUP_MORE && (!i || !b[i - 1].grouped)) ||
+		    bw_view_take(&v, BW_ID_LEN, &id))
+			goto out;
+		memcpy(b[i].id.b, id, BW_ID_LEN);
+		b[i].grouped = flags != 0;
+		if (flags == HDR_GROUP_MORE) {
+			/* shares the bytes of the group it continues */
+			if (bw_view_varint(&v, &raw) || raw > UINT32_MAX)
+				goto out;
+			b[i].offset = b[i - 1].offset;
+			b[i].length = b[i - 1].length;
+			b[i].raw_length = (uint32_t)raw;
+			continue;
+		}
+		if (bw_view_varint(&v, &len) || bw_view_varint(&v, &raw) ||
 		    len < BLOB_MIN || len > UINT32_MAX - off ||
 		    raw > UINT32_MAX)
 			goto out;
-		memcpy(b[i].id.b, id, BW_ID_LEN);
 		b[i].offset = (uint32_t)off;
 		b[i].length = (uint32_t)len;
 		b[i].raw_length = (uint32_t)raw;

@@ -1,10 +1,13 @@
 /* Pack files: many stored blobs followed by an encrypted header.
  *
  *   [blob 0] ... [blob n-1] [sealed header] [u32le sealed header length]
- *   header plaintext: "BWPK" u8 version(1) varint count,
+ *   header plaintext: "BWPK" u8 version(2) varint count,
  *                     count x { u8 type, 32-byte ID, varint stored length,
  *                               varint raw length }
  *   blob offsets follow from the order.  Header AD: "bulwark pack header".
+ *   Version 2: type | 0x80 starts a group (the stored length is the
+ *   group's); type | 0x40 is a further member of that group and has no
+ *   stored length (it shares the group's bytes).  Version 1 has no groups.
  * The pack's storage name is SHA-256 of all its bytes. */
 #ifndef BW_REPO_PACK_H
 #define BW_REPO_PACK_H
@@ -20,6 +23,7 @@ struct bw_pack_blob {
 	struct bw_id id;
 	uint8_t type;
 	uint32_t offset, length, raw_length;
+	uint8_t grouped; /* offset, length: the group holding the blob */
 };
 
 struct bw_pack_writer;
@@ -28,6 +32,13 @@ int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out) BW_WU
 int bw_pack_writer_add(struct bw_pack_writer *w, uint8_t type,
                        const struct bw_id *id, const uint8_t *stored,
                        size_t n, uint32_t raw_length) BW_WUR;
+/* Add a small data blob to the pending group (copied; sealed with c and k
+ * when the group is full or the pack is finished; both must outlive w). */
+int bw_pack_writer_add_grouped(struct bw_pack_writer *w, struct bw_blob_ctx *c,
+                               const struct bw_keys *k, uint8_t type,
+                               const struct bw_id *id, const uint8_t *p,
+                               size_t n) BW_WUR;
+/* bytes so far, the pending group's plaintext included */
 uint64_t bw_pack_writer_size(const struct bw_pack_writer *w);
 uint32_t bw_pack_writer_count(const struct bw_pack_writer *w);
 /* Appends the header, stores the pack durably, fills *pack_id and hands

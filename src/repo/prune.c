@@ -286,7 +286,8 @@ struct repack {
 	struct bw_pack_writer *w;
 	struct bw_index_pack *done;
 	size_t ndone, capdone;
-	struct bw_blob_ctx *bc;
+	struct bw_blob_ctx *bc;  /* opens blobs */
+	struct bw_blob_ctx *gbc; /* seals new groups */
 	struct bw_buf pack, pt;
 };
 
@@ -340,7 +341,8 @@ static int repack_one(struct repack *rp, struct marks *m, struct bw_index *avail
 		if (!reachable(m, &b->id) || bw_idset_has(avail, &b->id))
 			continue;
 		if ((uint64_t)b->offset + b->length > rp->pack.len ||
-		    bw_blob_decode(rp->bc, rp->p->r->keys, &b->id, rp->pack.data + b->offset,
+		    bw_blob_decode(rp->bc, rp->p->r->keys, &b->id, b->grouped,
+		                   rp->pack.data + b->offset,
 		                   b->length, b->raw_length, &rp->pt)) {
 			bw_err_clear();
 			bw_warn("pack %s: a blob is damaged; the pack is kept (run `bulwark check --read-data`)", name);
@@ -348,8 +350,17 @@ static int repack_one(struct repack *rp, struct marks *m, struct bw_index *avail
 		}
 		if (!rp->w && (rc = bw_pack_writer_new(rp->p->r->be, &rp->w)))
 			return rc;
-		if ((rc = bw_pack_writer_add(rp->w, b->type, &b->id, rp->pack.data + b->offset,
-		                             b->length, b->raw_length)))
+		/* a group member moves alone: it joins a new group (the old
+		 * group may hold blobs nothing needs) */
+		if (b->grouped)
+			rc = bw_pack_writer_add_grouped(rp->w, rp->gbc, rp->p->r->keys,
+			                                b->type, &b->id, rp->pt.data,
+			                                rp->pt.len);
+		else
+			rc = bw_pack_writer_add(rp->w, b->type, &b->id,
+			                        rp->pack.data + b->offset, b->length,
+			                        b->raw_length);
+		if (rc)
 			return rc;
 		if ((rc = bw_idset_add(avail, &b->id)) < 0)
 			return rc;
@@ -369,7 +380,8 @@ static int repack(struct pr *p, struct marks *m, enum pmode *mode, struct bw_ind
 	rp.p = p;
 	bw_buf_init(&rp.pack, BW_BUF_MAX_DEFAULT);
 	bw_buf_init(&rp.pt, (size_t)BW_CHUNK_MAX_LIMIT + BW_TREE_MAX_BYTES);
-	if (!(rp.bc = bw_blob_ctx_new(0))) {
+	if (!(rp.bc = bw_blob_ctx_new(0)) ||
+	    !(rp.gbc = bw_blob_ctx_new(p->r->compression))) {
 		rc = BW_ENOMEM;
 		goto out;
 	}
@@ -398,6 +410,7 @@ out:
 		free(rp.done[i].blobs);
 	free(rp.done);
 	bw_blob_ctx_free(rp.bc);
+	bw_blob_ctx_free(rp.gbc);
 	bw_buf_release(&rp.pack);
 	bw_buf_release(&rp.pt);
 	return rc;
@@ -423,11 +436,19 @@ static int classify(struct pr *p, struct marks *m, const struct bw_id *planned,
 			mode[i] = P_PLANNED;
 			continue;
 		}
-		for (size_t j = 0; j < x->n; j++) {
-			if (reachable(m, &x->blobs[j].id))
-				used += x->blobs[j].length;
+		/* a group's bytes count once: used if any member is */
+		for (size_t j = 0; j < x->n;) {
+			const struct bw_pack_blob *b = &x->blobs[j];
+			int live = reachable(m, &b->id);
+			size_t e = j + 1;
+			while (e < x->n && b->grouped && x->blobs[e].grouped &&
+			       x->blobs[e].offset == b->offset)
+				live |= reachable(m, &x->blobs[e++].id);
+			if (live)
+				used += b->length;
 			else
-				unused += x->blobs[j].length;
+				unused += b->length;
+			j = e;
 		}
 		if (!used)
 			mode[i] = P_DROP;

@@ -109,6 +109,7 @@ int bw_repo_init(const char *location, const char *pass, size_t passlen,
 	rp->id = c.id;
 	rp->chunker = c.chunker;
 	rp->compression = c.compression;
+	rp->version = c.version;
 	setup_cache(rp);
 	*out = rp;
 	rp = NULL;
@@ -189,6 +190,7 @@ int bw_repo_open(const char *location, const char *pass, size_t passlen,
 	rp->id = c.id;
 	rp->chunker = c.chunker;
 	rp->compression = c.compression;
+	rp->version = c.version;
 	setup_cache(rp);
 	*out = rp;
 	rp = NULL;
@@ -345,7 +347,8 @@ int bw_repo_load_blob_ctx(struct bw_repo *r, struct bw_blob_ctx *c,
 	bw_buf_init(&raw, (size_t)BW_CHUNK_MAX_LIMIT + BW_TREE_MAX_BYTES);
 	rc = bw_repo_read_blob_raw(r, &e, &raw);
 	if (!rc) {
-		rc = bw_blob_decode(c, r->keys, id, raw.data, raw.len, e.raw_length, out);
+		rc = bw_blob_decode(c, r->keys, id, e.grouped, raw.data, raw.len,
+		                    e.raw_length, out);
 		if (rc) {
 			char pk[2 * BW_ID_LEN + 1];
 			bw_id_hex(id, hex);
@@ -499,6 +502,7 @@ static int on_blob(void *arg, const struct bw_pack_blob *b)
 	e.length = b->length;
 	e.raw_length = b->raw_length;
 	e.type = b->type;
+	e.grouped = b->grouped;
 	int rc = bw_index_insert(c->x, &e);
 	return rc < 0 ? rc : 0;
 }

@@ -20,6 +20,7 @@ struct bw_repo {
 	struct bw_id id;
 	struct bw_chunker_params chunker;
 	int compression;            /* zstd level for data, 0 = off */
+	int version;                /* format: 2 stores small blobs in groups */
 	char key_name[2 * BW_ID_LEN + 1];
 	struct bw_index *index;     /* NULL until loaded */
 	pthread_mutex_t lock;       /* guards blob_ctx and index loading */

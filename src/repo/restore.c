@@ -482,6 +482,7 @@ static int file_segs(struct ctx *c, struct rfile *f, const struct bw_node *n)
 		s->poff = e.offset;
 		s->plen = e.length;
 		s->raw = e.raw_length;
+		s->grouped = e.grouped;
 	}
 	uint64_t off = 0;
 	for (size_t i = 0; i < n->ncontent; i++) {

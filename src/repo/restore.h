@@ -29,6 +29,7 @@ struct seg {
 	uint64_t off;  /* in the file; OFF_UNKNOWN if it cannot be known */
 	uint32_t pack; /* BW_PACK_NONE: not in the index */
 	uint32_t poff, plen, raw;
+	uint8_t grouped; /* poff, plen: the group holding the blob */
 };
 
 /* A regular file of the current batch.  Owns path, m.own and segs. */

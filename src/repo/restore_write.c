@@ -253,7 +253,7 @@ static int write_blob(struct ctx *c, struct wstate *w, const struct job *j,
 	}
 	bw_err_clear();
 	if ((r = fetch(c, w, j, fi, bi, &p)) ||
-	    (r = bw_blob_decode(w->bc, c->r->keys, &s->id, p,
+	    (r = bw_blob_decode(w->bc, c->r->keys, &s->id, s->grouped, p,
 	                        s->plen, s->raw, &w->plain))) {
 		damage(c, f, bi, r == BW_EAUTH ? "damaged (authentication failed)"
 		                               : bw_rs_errmsg(r));

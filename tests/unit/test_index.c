@@ -327,9 +327,9 @@ static void test_file(void)
 	CHECK_EQ_INT(bw_index_file_decode(out.data, out.len, &none), BW_EFORMAT);
 	out.len--;
 	/* version and magic */
-	out.data[4] = 2;
+	out.data[4] = 3;
 	CHECK_EQ_INT(bw_index_file_decode(out.data, out.len, &none), BW_EVERSION);
-	out.data[4] = 1;
+	out.data[4] = 2;
 	out.data[1] = 'X';
 	CHECK_EQ_INT(bw_index_file_decode(out.data, out.len, &none), BW_EFORMAT);
 	bw_buf_release(&out);

@@ -150,30 +150,30 @@ static void test_blob(const struct bw_keys *k)
 	bw_mac_id(k, p, n, &id);
 	CHECK_EQ_INT(bw_blob_encode(c, k, &id, p, n, &enc), 0);
 	CHECK(enc.len < n / 2);
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n, &dec), 0);
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n, &dec), 0);
 	CHECK(dec.len == n && !memcmp(dec.data, p, n));
 	/* wrong raw length from the index */
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n - 1, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n - 1, &dec),
 	             BW_EFORMAT);
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n + 1, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n + 1, &dec),
 	             BW_EFORMAT);
 	/* flipped byte, wrong ID (AD), truncation */
 	enc.data[enc.len / 2] ^= 0x10;
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n, &dec),
 	             BW_EAUTH);
 	enc.data[enc.len / 2] ^= 0x10;
 	id2 = id;
 	id2.b[5] ^= 1;
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id2, enc.data, enc.len, n, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id2, 0, enc.data, enc.len, n, &dec),
 	             BW_EAUTH);
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len - 1, n, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len - 1, n, &dec),
 	             BW_EAUTH);
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, 40, n, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, 40, n, &dec),
 	             BW_EFORMAT);
 	/* level 0 never compresses */
 	CHECK_EQ_INT(bw_blob_encode(c0, k, &id, p, n, &enc), 0);
 	CHECK_EQ_INT(enc.len, n + BW_SEAL_OVERHEAD + 1);
-	CHECK_EQ_INT(bw_blob_decode(c0, k, &id, enc.data, enc.len, n, &dec), 0);
+	CHECK_EQ_INT(bw_blob_decode(c0, k, &id, 0, enc.data, enc.len, n, &dec), 0);
 	CHECK(dec.len == n && !memcmp(dec.data, p, n));
 
 	/* incompressible: stored raw, one byte of codec overhead */
@@ -181,9 +181,9 @@ static void test_blob(const struct bw_keys *k)
 	bw_mac_id(k, p, n, &id);
 	CHECK_EQ_INT(bw_blob_encode(c, k, &id, p, n, &enc), 0);
 	CHECK_EQ_INT(enc.len, n + BW_SEAL_OVERHEAD + 1);
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n, &dec), 0);
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n, &dec), 0);
 	CHECK(dec.len == n && !memcmp(dec.data, p, n));
-	CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n - 1, &dec),
+	CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n - 1, &dec),
 	             BW_EFORMAT);
 	/* small random (no sample) also ends raw */
 	CHECK_EQ_INT(bw_blob_encode(c, k, &id, p, 5000, &enc), 0);
@@ -201,7 +201,7 @@ static void test_blob(const struct bw_keys *k)
 		bw_mac_id(k, p, len, &id);
 		CHECK_EQ_INT(bw_blob_encode(c, k, &id, p, len, &enc), 0);
 		CHECK(enc.len <= len + BW_SEAL_OVERHEAD + 1);
-		CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, len,
+		CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, len,
 		                            &dec), 0);
 		CHECK(dec.len == len && (len == 0 || !memcmp(dec.data, p, len)));
 	}
@@ -215,7 +215,7 @@ static void test_blob(const struct bw_keys *k)
 	double te = bw_mono_s() - t;
 	t = bw_mono_s();
 	for (int i = 0; i < 16; i++)
-		CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n, &dec), 0);
+		CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n, &dec), 0);
 	double td = bw_mono_s() - t;
 	fprintf(stderr, "text (ratio %.2f): encode %.0f MB/s, decode %.0f MB/s\n",
 	        (double)enc.len / n, 16.0 * n / te / 1e6, 16.0 * n / td / 1e6);
@@ -226,7 +226,7 @@ static void test_blob(const struct bw_keys *k)
 	te = bw_mono_s() - t;
 	t = bw_mono_s();
 	for (int i = 0; i < 16; i++)
-		CHECK_EQ_INT(bw_blob_decode(c, k, &id, enc.data, enc.len, n, &dec), 0);
+		CHECK_EQ_INT(bw_blob_decode(c, k, &id, 0, enc.data, enc.len, n, &dec), 0);
 	td = bw_mono_s() - t;
 	fprintf(stderr, "random: encode %.0f MB/s, decode %.0f MB/s\n",
 	        16.0 * n / te / 1e6, 16.0 * n / td / 1e6);
@@ -269,8 +269,21 @@ static void test_header_decode(void)
 	h[5] = 2; /* count larger than the bytes allow */
 	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EFORMAT);
 	h[5] = 1;
-	h[4] = 2;
+	h[4] = 3;
 	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EVERSION);
+	h[4] = 1;
+	h[6] = 0x80; /* a group in a version 1 header */
+	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EFORMAT);
+	h[4] = 2;
+	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), 0);
+	CHECK(n == 1 && b && b[0].grouped && b[0].type == 0);
+	free(b);
+	b = NULL;
+	h[6] = 0x40; /* continues a group that was never started */
+	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EFORMAT);
+	h[6] = 0xc0;
+	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EFORMAT);
+	h[6] = 0;
 	h[4] = 1;
 	h[0] = 'X';
 	CHECK_EQ_INT(bw_pack_header_decode(h, 41, &b, &n), BW_EFORMAT);
@@ -334,7 +347,7 @@ static void test_pack(const struct bw_keys *k, struct mem_be *m, int nblobs,
 		CHECK_EQ_INT(rb[i].offset, blobs[i].offset);
 		CHECK_EQ_INT(rb[i].length, blobs[i].length);
 		CHECK_EQ_INT(rb[i].raw_length, blobs[i].raw_length);
-		CHECK_EQ_INT(bw_blob_decode(c, k, &rb[i].id,
+		CHECK_EQ_INT(bw_blob_decode(c, k, &rb[i].id, rb[i].grouped,
 		                            o->data.data + rb[i].offset,
 		                            rb[i].length, rb[i].raw_length, &dec), 0);
 		struct bw_id got;
@@ -400,6 +413,133 @@ out:
 	bw_blob_ctx_free(c);
 }
 
+/* Small blobs in groups, big ones alone, in one pack: the header keeps
+ * the members together; every member opens, in order and not; damage and
+ * wrong claims are caught. */
+static void test_groups(const struct bw_keys *k, struct mem_be *m)
+{
+	enum { N = 3000 };
+	struct bw_blob_ctx *c = bw_blob_ctx_new(3), *c2 = bw_blob_ctx_new(0);
+	struct bw_pack_writer *w = NULL;
+	struct bw_pack_blob *blobs = NULL, *rb = NULL;
+	struct bw_buf enc, dec;
+	struct bw_id pid, *ids = calloc(N, sizeof *ids);
+	size_t n = 0, rn = 0, *lens = calloc(N, sizeof *lens);
+	uint8_t *p = malloc(BW_GROUP_BLOB_MAX + 1000);
+	char name[2 * BW_ID_LEN + 1];
+	int ngrouped = 0;
+
+	bw_buf_init(&enc, 0);
+	bw_buf_init(&dec, 0);
+	CHECK(c && c2 && ids && lens && p);
+	if (!c || !c2 || !ids || !lens || !p)
+		goto out;
+	CHECK_EQ_INT(bw_pack_writer_new(&m->be, &w), 0);
+	for (int i = 0; i < N && w; i++) {
+		size_t len = i % 97 == 0 ? BW_GROUP_BLOB_MAX + (size_t)i % 500
+		                         : (size_t)(i * 7919) % 3000;
+		lens[i] = len;
+		if (i % 3)
+			fill_text(p, len, (uint64_t)i);
+		else
+			fill_random(p, len, (uint64_t)i);
+		bw_mac_id(k, p, len, &ids[i]);
+		if (len < BW_GROUP_BLOB_MAX) {
+			CHECK_EQ_INT(bw_pack_writer_add_grouped(w, c, k, 0, &ids[i], p, len), 0);
+			ngrouped++;
+		} else {
+			CHECK_EQ_INT(bw_pack_writer_add_grouped(w, c, k, 0, &ids[i], p, len),
+			             BW_EINVAL);
+			bw_err_clear();
+			CHECK_EQ_INT(bw_blob_encode(c, k, &ids[i], p, len, &enc), 0);
+			CHECK_EQ_INT(bw_pack_writer_add(w, 0, &ids[i], enc.data, enc.len,
+			                                (uint32_t)len), 0);
+		}
+	}
+	CHECK_EQ_INT(bw_pack_writer_count(w), N);
+	CHECK_EQ_INT(bw_pack_writer_finish(w, k, &pid, &blobs, &n), 0);
+	CHECK_EQ_INT(n, N);
+	bw_id_hex(&pid, name);
+	struct mem_obj *o = mem_find(&m->be, name);
+	CHECK(o != NULL);
+	if (!o)
+		goto out;
+	CHECK_EQ_INT(bw_pack_read_header(&m->be, k, name, &rb, &rn), 0);
+	CHECK_EQ_INT(rn, n);
+	if (rn != n)
+		goto out;
+	int groups = 0, seen = 0;
+	for (size_t i = 0; i < n; i++) {
+		CHECK_EQ_INT(rb[i].grouped, blobs[i].grouped);
+		CHECK_EQ_INT(rb[i].offset, blobs[i].offset);
+		CHECK_EQ_INT(rb[i].length, blobs[i].length);
+		CHECK_EQ_INT(rb[i].raw_length, blobs[i].raw_length);
+		if (rb[i].grouped) {
+			seen++;
+			if (!i || !rb[i - 1].grouped || rb[i - 1].offset != rb[i].offset)
+				groups++;
+		}
+	}
+	CHECK_EQ_INT(seen, ngrouped);
+	CHECK(groups > 1 && groups < ngrouped / 10);
+	/* in order, then backwards (a fresh context: every group reopened) */
+	for (int pass = 0; pass < 2; pass++) {
+		for (size_t t = 0; t < n; t++) {
+			size_t i = pass ? n - 1 - t : t;
+			struct bw_blob_ctx *x = pass ? c2 : c;
+			struct bw_id got;
+			CHECK_EQ_INT(bw_blob_decode(x, k, &rb[i].id, rb[i].grouped,
+			                            o->data.data + rb[i].offset,
+			                            rb[i].length, rb[i].raw_length, &dec), 0);
+			bw_mac_id(k, dec.data, dec.len, &got);
+			CHECK(!memcmp(&got, &rb[i].id, sizeof got));
+		}
+	}
+	/* find the first group and make claims it cannot back */
+	size_t g = 0;
+	while (g < n && !rb[g].grouped)
+		g++;
+	CHECK(g < n);
+	if (g < n) {
+		const uint8_t *gp = o->data.data + rb[g].offset;
+		size_t gl = rb[g].length;
+		struct bw_id other = rb[g].id;
+		other.b[0] ^= 1;
+		struct bw_blob_ctx *x = bw_blob_ctx_new(0);
+		CHECK(x != NULL);
+		CHECK_EQ_INT(bw_blob_decode(x, k, &other, 1, gp, gl, rb[g].raw_length, &dec),
+		             BW_EFORMAT); /* not a member */
+		CHECK_EQ_INT(bw_blob_decode(x, k, &rb[g].id, 1, gp, gl,
+		                            rb[g].raw_length + 1, &dec), BW_EFORMAT);
+		CHECK_EQ_INT(bw_blob_decode(x, k, &rb[g].id, 0, gp, gl, rb[g].raw_length,
+		                            &dec), BW_EAUTH); /* a group is no single blob */
+		bw_err_clear();
+		/* a flipped byte: a context that has not opened the group fails */
+		bw_blob_ctx_free(x);
+		x = bw_blob_ctx_new(0);
+		o->data.data[rb[g].offset + gl / 2] ^= 0x10;
+		CHECK_EQ_INT(bw_blob_decode(x, k, &rb[g].id, 1, gp, gl, rb[g].raw_length,
+		                            &dec), BW_EAUTH);
+		o->data.data[rb[g].offset + gl / 2] ^= 0x10;
+		CHECK_EQ_INT(bw_blob_decode(x, k, &rb[g].id, 1, gp, gl - 1, rb[g].raw_length,
+		                            &dec), BW_EAUTH);
+		CHECK_EQ_INT(bw_blob_decode(x, k, &rb[g].id, 1, gp, 30, rb[g].raw_length,
+		                            &dec), BW_EFORMAT);
+		bw_err_clear();
+		bw_blob_ctx_free(x);
+	}
+out:
+	free(rb);
+	free(blobs);
+	free(ids);
+	free(lens);
+	free(p);
+	bw_buf_release(&enc);
+	bw_buf_release(&dec);
+	bw_blob_ctx_free(c);
+	bw_blob_ctx_free(c2);
+}
+
 static void test_abort(const struct bw_keys *k, struct mem_be *m)
 {
 	struct bw_pack_writer *w;
@@ -430,6 +570,7 @@ int main(void)
 	test_pack(k, &m, 12, 1);
 	test_pack(k, &m, 3000, 1); /* header larger than the first read */
 	test_pack(k, &m, 1, 0);
+	test_groups(k, &m);
 	test_abort(k, &m);
 	for (size_t i = 0; i < m.n; i++)
 		bw_buf_release(&m.obj[i].data);
