@@ -11,6 +11,8 @@
 #   BENCH_SEED      seed of the 1% change (default 1)
 #   BENCH_VERIFY    1 (default): diff each restored tree against the source (not timed)
 #   BENCH_KEEP      1: keep the repositories of the last run (default: deleted)
+#   BENCH_RESTORE_FS  loop (default as root): each restore into a new ext4 file system
+#                   in a loop-mounted image; dir: a directory under BENCH_DIR
 #   BULWARK_BIN     bulwark binary (default <repo>/build/bulwark)
 set -euo pipefail
 
@@ -30,6 +32,12 @@ BENCH_TOOLS=${BENCH_TOOLS:-"bulwark restic borg"}
 BENCH_SEED=${BENCH_SEED:-1}
 BENCH_VERIFY=${BENCH_VERIFY:-1}
 BENCH_KEEP=${BENCH_KEEP:-0}
+if [[ $(id -u) == 0 ]] && command -v mkfs.ext4 >/dev/null && command -v losetup >/dev/null; then
+  BENCH_RESTORE_FS=${BENCH_RESTORE_FS:-loop}
+else
+  BENCH_RESTORE_FS=${BENCH_RESTORE_FS:-dir}
+fi
+[[ "$BENCH_RESTORE_FS" == loop || "$BENCH_RESTORE_FS" == dir ]] || die "BENCH_RESTORE_FS is loop or dir (got '$BENCH_RESTORE_FS')"
 BULWARK_BIN=${BULWARK_BIN:-$TOP/build/bulwark}
 DATASET_VERSION=2   # bump when the selection or change logic changes
 
@@ -120,6 +128,7 @@ cleanup() {
   local rc=$?
   set +e
   put_back 2>/dev/null
+  restore_fs_down 2>/dev/null
   rm -rf "$RESTORE"
   if [[ "$BENCH_KEEP" != 1 ]]; then rm -rf "$REPOS" "$CACHES"; fi
   exit $rc
@@ -128,6 +137,8 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 put_back
+if mountpoint -q "$RESTORE" 2>/dev/null; then umount "$RESTORE"; fi # a killed run's
+rm -f "$BENCH_DIR/restore.img"
 rm -rf "$REPOS" "$CACHES" "$RESTORE" "$LOGS"
 mkdir -p "$LOGS"
 
@@ -285,6 +296,31 @@ json_verify() { # run tool ok
   printf '{"type":"verify","run":%s,"tool":"%s","ok":%s}\n' "$@" >>"$RESULTS"
 }
 
+# Restore targets.  With BENCH_RESTORE_FS=loop every restore gets a new ext4
+# file system (an image in BENCH_DIR, loop-mounted on $RESTORE, inode tables
+# written at mkfs time so no lazy init runs during the restore): each tool
+# starts from the same empty file system, and nobody pays for the inodes the
+# previous restore freed (below).  Unmounting drops the image's page cache.
+RESTORE_IMG="$BENCH_DIR/restore.img"
+restore_fs_up() {
+  mkdir -p "$RESTORE"
+  [[ "$BENCH_RESTORE_FS" == loop ]] || return 0
+  rm -f "$RESTORE_IMG"
+  truncate -s $((SIZE_MB * 3 + 1024))M "$RESTORE_IMG"
+  mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 "$RESTORE_IMG"
+  mount -o loop "$RESTORE_IMG" "$RESTORE"
+}
+restore_fs_down() {
+  if [[ "$BENCH_RESTORE_FS" == loop ]]; then
+    if mountpoint -q "$RESTORE"; then umount "$RESTORE"; fi
+    rm -f "$RESTORE_IMG"
+    rmdir "$RESTORE" 2>/dev/null || true
+  else
+    rm -rf "$RESTORE"
+    LAST_DELETE=$SECONDS
+  fi
+}
+
 # After an rm -rf of a large tree, ext4 skips the freed inodes for about
 # 30 s (dirty_expire_centisecs) and every new file then costs a scan of
 # inode tables: a restore started in that window runs several times
@@ -343,9 +379,10 @@ bench_tool() { # RUN TOOL
     json_size "$run" "$tool" "backup$n" "$(repo_bytes "$repo")" "$(repo_bytes "$CACHES/$tool")"
   done
 
+  restore_fs_up
   dir="$RESTORE/$tool"
   mkdir -p "$dir"
-  settle
+  [[ "$BENCH_RESTORE_FS" == loop ]] || settle
   [[ "$tool" == bulwark ]] && BULWARK_SNAP=$(bulwark_latest)
   mapfile -t cmd < <("cmd_$tool" restore "$dir")
   run_step "$run" "$tool" restore "${cmd[@]}" || return 1
@@ -359,8 +396,7 @@ bench_tool() { # RUN TOOL
       FAILED=1
     fi
   fi
-  rm -rf "$RESTORE"
-  LAST_DELETE=$SECONDS
+  restore_fs_down
 
   mapfile -t cmd < <("cmd_$tool" check)
   run_step "$run" "$tool" check "${cmd[@]}" || return 1
@@ -376,7 +412,7 @@ for ((run = 1; run <= BENCH_RUNS; run++)); do
       say "  $tool: run $run aborted after a failed step (remaining steps skipped)"
     fi
     put_back
-    [[ -e "$RESTORE" ]] && { rm -rf "$RESTORE"; LAST_DELETE=$SECONDS; }
+    [[ -e "$RESTORE" ]] && restore_fs_down
     if [[ "$BENCH_KEEP" != 1 || $run -lt $BENCH_RUNS ]]; then
       rm -rf "${REPOS:?}/$tool"
     fi
