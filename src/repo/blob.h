@@ -16,7 +16,7 @@ enum bw_blob_type { BW_BLOB_DATA = 0, BW_BLOB_TREE = 1 };
  * [varint count][count x {32-byte ID, varint raw length}][u8 codec 0|1]
  * [payload: the members' plaintexts in table order]). */
 #define BW_GROUP_BLOB_MAX ((size_t)128 << 10)
-#define BW_GROUP_TARGET ((size_t)1 << 20)
+#define BW_GROUP_TARGET ((size_t)512 << 10)
 #define BW_GROUP_RAW_MAX ((size_t)4 << 20)  /* bound on read */
 #define BW_GROUP_MAX_MEMBERS 4096
 

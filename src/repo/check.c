@@ -175,7 +175,7 @@ struct rd {
 	int fatal;
 };
 
-#define RD_WINDOW ((uint64_t)4 << 20) /* bytes read at once */
+#define RD_WINDOW ((uint64_t)2 << 20) /* bytes read at once */
 
 /* Blobs to verify: the pack's own header, else the index's list. */
 static int rd_blobs(struct rd *d, const struct bw_packfile *f, const char *name,

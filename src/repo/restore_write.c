@@ -15,7 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define RUN_MAX ((size_t)2 << 20)          /* bytes read from a pack at once */
+#define RUN_MAX ((size_t)1 << 20)          /* bytes read from a pack at once */
 #define TASK_BYTES ((uint64_t)4 << 20)     /* small files per task */
 #define TASK_FILES 128
 #define SPLIT_PART ((uint64_t)32 << 20)    /* big files: bytes per task */
@@ -30,7 +30,7 @@ struct job {
 	int verify;
 };
 
-#define NRUNS 2                   /* pack runs a worker keeps */
+#define NRUNS 1                   /* pack runs a worker keeps */
 #define GAP_MAX ((uint32_t)256 << 10) /* read over gaps this small */
 #define LOOKAHEAD 512             /* blobs scanned for a run */
 
