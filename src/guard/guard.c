@@ -141,6 +141,61 @@ static int exe_trusted(struct bw_guard *g, pid_t tgid, const struct stat *est)
 	return trusted;
 }
 
+/* A session leader acts: remember the process that started it, when that
+ * one belongs to another session and is not init or a guard ancestor.  A
+ * program that puts every helper in a session of its own is then still
+ * judged as one (gi_spawner_of). */
+static void note_spawner(struct bw_guard *g, const struct bw_proc_info *lead)
+{
+	struct bw_proc_info pp;
+	if (lead->ppid <= 1 || lead->ppid == g->self ||
+	    bw_proc_info(lead->ppid, &pp) || pp.sid == lead->sid ||
+	    gi_is_guard_ancestor(g, lead->ppid))
+		return;
+	pthread_mutex_lock(&g->spawn_lock);
+	unsigned n = sizeof g->spawns / sizeof *g->spawns;
+	int known = 0;
+	for (unsigned i = 0; i < n && !known; i++)
+		known = g->spawns[i].sid == lead->sid;
+	if (!known) {
+		g->spawns[g->spawn_next % n].sid = lead->sid;
+		g->spawns[g->spawn_next % n].spawner = lead->ppid;
+		g->spawns[g->spawn_next % n].ns = bw_now_ns();
+		g->spawn_next++;
+	}
+	pthread_mutex_unlock(&g->spawn_lock);
+}
+
+size_t gi_spawned_by(struct bw_guard *g, pid_t spawner, int64_t after,
+                     pid_t *out, size_t max, int64_t *first)
+{
+	size_t n = 0;
+	pthread_mutex_lock(&g->spawn_lock);
+	for (unsigned i = 0; i < sizeof g->spawns / sizeof *g->spawns && n < max; i++) {
+		const struct gi_spawn *x = &g->spawns[i];
+		if (!x->sid || x->spawner != spawner || x->ns < after)
+			continue;
+		out[n++] = x->sid;
+		if (first && x->ns < *first)
+			*first = x->ns;
+	}
+	pthread_mutex_unlock(&g->spawn_lock);
+	return n;
+}
+
+pid_t gi_spawner_of(struct bw_guard *g, pid_t sid)
+{
+	pid_t r = 0;
+	pthread_mutex_lock(&g->spawn_lock);
+	for (unsigned i = 0; i < sizeof g->spawns / sizeof *g->spawns; i++)
+		if (g->spawns[i].sid == sid) {
+			r = g->spawns[i].spawner;
+			break;
+		}
+	pthread_mutex_unlock(&g->spawn_lock);
+	return r;
+}
+
 /* Resolve a thread id to its process, session and trust.  Cached per
  * thread and checked against the executable's identity, so an exec is
  * noticed at once. */
@@ -177,7 +232,10 @@ static int who(struct bw_guard *g, pid_t tid, pid_t *tgid, pid_t *sid,
 	if (tg <= 0)
 		tg = tid;
 	struct bw_proc_info pi;
-	pid_t s = bw_proc_info(tg, &pi) ? tg : pi.sid;
+	int gone = bw_proc_info(tg, &pi) != 0;
+	pid_t s = gone ? tg : pi.sid;
+	if (!gone && s == tg)
+		note_spawner(g, &pi);
 	int tr = est.st_ino ? exe_trusted(g, tg, &est) : 0;
 	c->tid = tid;
 	c->tgid = tg;
@@ -814,6 +872,7 @@ int bw_guard_new(const struct bw_guard_policy *p, struct bw_guard **out)
 	g->seg_fd = -1;
 	g->started_ns = bw_now_ns();
 	pthread_mutex_init(&g->lock, NULL);
+	pthread_mutex_init(&g->spawn_lock, NULL);
 	pthread_mutex_init(&g->qlock, NULL);
 	pthread_cond_init(&g->qcond, NULL);
 	pthread_cond_init(&g->resp_cond, NULL);
@@ -1062,6 +1121,7 @@ void bw_guard_free(struct bw_guard *g)
 	free(g->inodes);
 	free(g->paths.v);
 	pthread_mutex_destroy(&g->lock);
+	pthread_mutex_destroy(&g->spawn_lock);
 	pthread_mutex_destroy(&g->qlock);
 	pthread_cond_destroy(&g->qcond);
 	pthread_cond_destroy(&g->resp_cond);

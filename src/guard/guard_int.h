@@ -79,6 +79,8 @@ struct gi_tree {
 	int nhalf_cipher, nhalf_lost;
 	int wiped;
 	int frozen, condemned;
+	pid_t spawner;        /* the process that started the session, or 0 */
+	int spawner_stopped;  /* frozen with it (sibling evidence): resume on release */
 	int64_t done_ns;      /* handled: late evidence is ignored for a while */
 	int pending;          /* its closed files still waiting for analysis */
 	int backlog;          /* of those, rewrites of files that had content */
@@ -129,6 +131,16 @@ struct bw_guard {
 	struct gi_pathmap paths;
 	struct gi_tree trees[128];
 	uint64_t vault_bytes, copies_n;
+
+	/* who started recent sessions: a session leader's parent in another
+	 * session (a ring; seen when the leader first acts) */
+	pthread_mutex_t spawn_lock;
+	struct gi_spawn { pid_t sid, spawner; int64_t ns; } spawns[256];
+	unsigned spawn_next;
+	/* sessions killed lately (under lock): late evidence from them is
+	 * ignored */
+	struct { pid_t sid; int64_t ns; } killed[512];
+	unsigned killed_next;
 
 	/* close-write analysis queue: fds handed from the permission thread */
 	pthread_mutex_t qlock;
@@ -301,5 +313,12 @@ void gi_canary_gone(struct bw_guard *g, uint64_t ino);
 /* 1 if trusted, 0 if not; caches by executable identity */
 int gi_trusted(struct bw_guard *g, pid_t tgid);
 pid_t gi_sid_of(struct bw_guard *g, pid_t pid);
+int gi_is_guard_ancestor(struct bw_guard *g, pid_t pid);
+/* Sessions that spawner started since after (up to max, into out); *first
+ * is lowered to the earliest start seen. */
+size_t gi_spawned_by(struct bw_guard *g, pid_t spawner, int64_t after,
+                     pid_t *out, size_t max, int64_t *first);
+/* The process that started session sid (see note_spawner), or 0. */
+pid_t gi_spawner_of(struct bw_guard *g, pid_t sid);
 
 #endif

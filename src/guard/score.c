@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 /* the guard's own ancestors: never frozen */
-static int is_guard_ancestor(struct bw_guard *g, pid_t pid)
+int gi_is_guard_ancestor(struct bw_guard *g, pid_t pid)
 {
 	pid_t p = g->self;
 	for (int i = 0; i < 64 && p > 1; i++) {
@@ -115,6 +115,47 @@ int gi_tree_backlogged(struct bw_guard *g, pid_t sid)
 	return b;
 }
 
+/* Whether session sid was killed (and rolled back) in the last 10 s.
+ * Called with g->lock held. */
+static int recently_killed(const struct bw_guard *g, pid_t sid, int64_t now)
+{
+	for (size_t i = 0; i < sizeof g->killed / sizeof *g->killed; i++)
+		if (g->killed[i].sid == sid && now - g->killed[i].ns < 10000000000LL)
+			return 1;
+	return 0;
+}
+
+/* What other sessions started by t's starter have done lately (content
+ * evidence only); those not yet handled go into sibs (and *since).  Called
+ * with g->lock held. */
+static double sibling_score(const struct bw_guard *g, const struct gi_tree *t,
+                            int64_t now, pid_t *sibs, int *nsib, int max,
+                            int64_t *since)
+{
+	double sum = 0;
+	if (nsib)
+		*nsib = 0;
+	if (!t->spawner)
+		return 0;
+	for (size_t i = 0; i < sizeof g->trees / sizeof *g->trees; i++) {
+		const struct gi_tree *o = &g->trees[i];
+		if (!o->sid || o->sid == t->sid || o->spawner != t->spawner ||
+		    !o->first_bad_ns || now - o->first_bad_ns > g->pol.window_ns ||
+		    !(o->damaged || o->pairs || o->wiped))
+			continue;
+		sum += o->score;
+		/* sessions killed already have been rolled back with their
+		 * judge: they count as evidence, not as work to redo */
+		if (o->done_ns || recently_killed(g, o->sid, now))
+			continue;
+		if (nsib && *nsib < max)
+			sibs[(*nsib)++] = o->sid;
+		if (since && o->first_ns < *since)
+			*since = o->first_ns;
+	}
+	return sum;
+}
+
 static double tree_score(const struct gi_tree *t)
 {
 	int content = t->damaged + t->pairs;
@@ -175,7 +216,7 @@ static int build_set(struct bw_guard *g, struct gi_tree *t, struct bw_pidset *s)
 {
 	for (size_t i = 0; i < t->members.n; i++) {
 		pid_t p = t->members.v[i];
-		if (p == g->self || is_guard_ancestor(g, p))
+		if (p == g->self || gi_is_guard_ancestor(g, p))
 			continue;
 		bw_pidset_add(s, p);
 		for (int d = 0; d < 64; d++) {
@@ -184,7 +225,7 @@ static int build_set(struct bw_guard *g, struct gi_tree *t, struct bw_pidset *s)
 				break;
 			struct bw_proc_info pp;
 			if (bw_proc_info(pi.ppid, &pp) || pp.sid != t->sid ||
-			    is_guard_ancestor(g, pi.ppid))
+			    gi_is_guard_ancestor(g, pi.ppid))
 				break;
 			if (pp.pid == pp.sid && pp.tty)
 				break; /* an interactive shell */
@@ -195,7 +236,7 @@ static int build_set(struct bw_guard *g, struct gi_tree *t, struct bw_pidset *s)
 	struct bw_proc_info lead, me;
 	pid_t whole = 0;
 	if (!bw_proc_info(t->sid, &lead) && !lead.tty && t->sid > 1 &&
-	    !is_guard_ancestor(g, t->sid) &&
+	    !gi_is_guard_ancestor(g, t->sid) &&
 	    !(bw_proc_info(g->self, &me) == 0 && me.sid == t->sid))
 		whole = t->sid;
 	return bw_proc_freeze_closure(s, whole, 1, g->self);
@@ -265,7 +306,12 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	struct bw_pidset set = {0};
 	pthread_mutex_lock(&g->lock);
 	struct gi_tree *t = gi_tree_get(g, sid, 0);
-	if (!t) {
+	/* done already: killed with the sessions it was judged with */
+	if (!t || t->done_ns || recently_killed(g, sid, bw_now_ns())) {
+		/* a starter stopped for it and left alive by that verdict (an
+		 * interactive shell) goes on */
+		if (t && t->spawner_stopped)
+			kill(t->spawner, SIGCONT);
 		pthread_mutex_unlock(&g->lock);
 		return;
 	}
@@ -337,6 +383,59 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		nanosleep(&ts, NULL);
 	}
 	int kill_it = score >= g->pol.kill_score;
+	/* Sessions started by one process count together: an attacker that
+	 * puts every helper in a session of its own (fork, setsid, one file)
+	 * is judged as one, and its starter is stopped with them. */
+	pid_t sibs[256], spawner = 0;
+	int nsib = 0;
+	int64_t since = snap.first_ns;
+	pid_t sp = snap.spawner;
+	double sibsum = 0;
+	if (sp > 1 && sp != g->self && !gi_is_guard_ancestor(g, sp)) {
+		pthread_mutex_lock(&g->lock);
+		sibsum = sibling_score(g, &snap, bw_now_ns(), sibs, &nsib,
+		                       (int)(sizeof sibs / sizeof *sibs), &since);
+		pthread_mutex_unlock(&g->lock);
+		if (!kill_it && sibsum > 0 && score + sibsum >= g->pol.kill_score) {
+			kill_it = 1;
+			score += sibsum;
+		}
+		if (kill_it && sibsum > 0) {
+			struct bw_proc_info pp;
+			/* an interactive shell is never stopped: its sessions are */
+			if (!bw_proc_info(sp, &pp) && !(pp.pid == pp.sid && pp.tty)) {
+				struct bw_pidset more = {0};
+				bw_pidset_add(&more, sp);
+				bw_proc_freeze_closure(&more, 0, 1, g->self);
+				for (size_t i = 0; i < more.n; i++)
+					if (!bw_pidset_has(&set, more.v[i])) {
+						bw_pidset_add(&set, more.v[i]);
+						json_array_append_new(procs, proc_json(more.v[i]));
+					}
+				bw_pidset_release(&more);
+				spawner = sp;
+			}
+			/* every session it started in the window is rolled back,
+			 * with evidence or not (a helper may have finished before
+			 * its file was judged) */
+			pid_t all[256];
+			int64_t first = since;
+			size_t na = gi_spawned_by(g, sp, bw_now_ns() - g->pol.window_ns, all,
+			                          sizeof all / sizeof *all, &first);
+			pthread_mutex_lock(&g->lock);
+			int64_t now2 = bw_now_ns();
+			for (size_t i = 0; i < na; i++) {
+				int have = all[i] == sid || recently_killed(g, all[i], now2);
+				for (int q = 0; q < nsib && !have; q++)
+					have = sibs[q] == all[i];
+				if (!have && nsib < (int)(sizeof sibs / sizeof *sibs))
+					sibs[nsib++] = all[i];
+			}
+			pthread_mutex_unlock(&g->lock);
+			if (first < since)
+				since = first;
+		}
+	}
 	pthread_mutex_lock(&g->lock);
 	t = gi_tree_get(g, sid, 0);
 	if (t) {
@@ -351,6 +450,32 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	struct rb_note rn = {{0}};
 	struct bw_guard_rollback_stats rs = {0};
 	if (kill_it) {
+		/* their sessions: evidence still in flight from them is not a
+		 * new attack (and their changes are rolled back here) */
+		pid_t ks[128];
+		int nks = 0;
+		for (size_t k = 0; k < set.n && nks + 2 <= 128; k++) {
+			struct bw_proc_info pi;
+			/* a process's own pid too: stopped on its way into
+			 * setsid(), that is the session its evidence names */
+			pid_t cand[2] = {set.v[k], bw_proc_info(set.v[k], &pi) ? 0 : pi.sid};
+			for (int c2 = 0; c2 < 2; c2++) {
+				int seen = cand[c2] <= 1;
+				for (int q = 0; q < nks && !seen; q++)
+					seen = ks[q] == cand[c2];
+				if (!seen)
+					ks[nks++] = cand[c2];
+			}
+		}
+		pthread_mutex_lock(&g->lock);
+		/* and the sibling sessions rolled back with them */
+		for (int q = 0; q < nks + nsib; q++) {
+			unsigned n = sizeof g->killed / sizeof *g->killed;
+			g->killed[g->killed_next % n].sid = q < nks ? ks[q] : sibs[q - nks];
+			g->killed[g->killed_next % n].ns = bw_now_ns();
+			g->killed_next++;
+		}
+		pthread_mutex_unlock(&g->lock);
 		bw_proc_signal_all(&set, SIGKILL);
 		/* let the kernel reap them before their files are restored */
 		for (int i = 0; i < 50; i++) {
@@ -369,18 +494,23 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		struct bw_guard_rollback_opts ro = {0};
 		ro.on_file = rb_note_file;
 		ro.arg = &rn;
-		ro.since_ns = snap.first_ns - 2000000000LL;
-		int sids[1] = {sid};
+		ro.since_ns = since - 2000000000LL;
+		int sids[1 + sizeof sibs / sizeof *sibs];
+		sids[0] = sid;
+		for (int i = 0; i < nsib; i++)
+			sids[1 + i] = sibs[i];
 		ro.pids = set.v;
 		ro.npids = set.n;
 		ro.sids = sids;
-		ro.nsids = 1;
+		ro.nsids = 1 + nsib;
 		if (bw_guard_rollback(g->pol.state_dir, &ro, &rs) && !rn.failures[0])
 			snprintf(rn.failures, sizeof rn.failures, "%s", bw_err_msg());
 		bw_err_clear();
 	} else {
 		bw_proc_signal_all(&set, SIGCONT);
 	}
+	if (snap.spawner_stopped && !bw_pidset_has(&set, snap.spawner))
+		kill(snap.spawner, SIGCONT); /* not killed: let it go */
 
 	json_t *a = json_object();
 	char ts[40];
@@ -390,6 +520,15 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	json_object_set_new(a, "action", json_string(kill_it ? "killed" : "released"));
 	json_object_set_new(a, "score", json_real(snap.score));
 	json_object_set_new(a, "sid", json_integer(sid));
+	if (kill_it && (nsib || spawner)) {
+		/* the sessions judged with it, and the process that started them */
+		json_t *ss = json_array();
+		for (int i = 0; i < nsib; i++)
+			json_array_append_new(ss, json_integer(sibs[i]));
+		json_object_set_new(a, "sibling_sessions", ss);
+		if (spawner)
+			json_object_set_new(a, "spawner", json_integer(spawner));
+	}
 	json_t *ind = json_object();
 	json_object_set_new(ind, "encrypted_in_place", json_integer(snap.damaged));
 	json_object_set_new(ind, "new_ciphertext_files", json_integer(snap.cipher_new));
@@ -446,6 +585,11 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		/* dead: evidence still in flight for it is ignored, and after a
 		 * few seconds its session id may be reused */
 		t->done_ns = bw_now_ns();
+		for (int i = 0; i < nsib; i++) {
+			struct gi_tree *o = gi_tree_get(g, sibs[i], 0);
+			if (o)
+				o->done_ns = t->done_ns;
+		}
 	} else if (t) {
 		/* let go: it keeps its score, and new evidence freezes it again */
 		t->frozen = 0;
@@ -539,6 +683,10 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		pthread_mutex_unlock(&g->lock);
 		return;
 	}
+	if (recently_killed(g, sid, bw_now_ns())) {
+		pthread_mutex_unlock(&g->lock);
+		return; /* killed and rolled back with another session */
+	}
 	struct gi_tree *t = gi_tree_get(g, sid, what != NULL);
 	if (!t) {
 		pthread_mutex_unlock(&g->lock);
@@ -549,6 +697,8 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		return;
 	}
 	bw_pidset_add(&t->members, tgid);
+	if (!t->spawner)
+		t->spawner = gi_spawner_of(g, sid);
 	if (!what) {
 		pthread_mutex_unlock(&g->lock);
 		return;
@@ -568,8 +718,13 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		snprintf(t->evidence[t->nevidence++], sizeof t->evidence[0], "%s: %.480s",
 		         what, path);
 	t->score = tree_score(t);
+	/* with the other sessions its starter began (see note_spawner) */
+	double group = t->score;
+	if (t->spawner && t->score < g->pol.freeze_score &&
+	    (t->damaged || t->pairs || t->wiped))
+		group += sibling_score(g, t, now, NULL, NULL, 0, NULL);
 	/* a tree let go after a freeze is frozen again only on new evidence */
-	int respond = !t->frozen && t->score >= g->pol.freeze_score &&
+	int respond = !t->frozen && group >= g->pol.freeze_score &&
 	              t->score > t->released_score;
 	if (respond && g->pol.mode == BW_GUARD_ENFORCE) {
 		t->frozen = 1;
@@ -583,6 +738,11 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		for (size_t i = 0; i < t->members.n; i++)
 			if (t->members.v[i] != g->self)
 				kill(t->members.v[i], SIGSTOP);
+		/* frozen on its siblings' evidence: their starter too, or it
+		 * starts new sessions while the responder is busy */
+		if (t->score < g->pol.freeze_score && t->spawner > 1 &&
+		    !kill(t->spawner, SIGSTOP))
+			t->spawner_stopped = 1;
 	}
 	pthread_mutex_unlock(&g->lock);
 	if (!respond)

@@ -404,6 +404,8 @@ static void run_fork(struct ctx *c, struct tlist *t)
 			break;
 		}
 		if (pid == 0) {
+			if (c->o->child_setsid)
+				(void)setsid();
 			int r = attack_one(c, &t->v[i]);
 			_exit(r == R_SKIP ? RC_SKIP : r < 0 ? RC_ERR : RC_OK);
 		}
@@ -447,6 +449,8 @@ static void run_pool(struct ctx *c, struct tlist *t)
 		pid_t pid = fork();
 		if (pid == 0) {
 			close(p[1]);
+			if (c->o->child_setsid)
+				(void)setsid();
 			pool_worker(c, t, p[0]);
 		}
 		if (pid < 0) {
@@ -1037,6 +1041,8 @@ static const char *const help_text[] = {
 	"    --log FILE      per-file log (outside ROOT), see LOG",
 	"    --quiet         no summary line (nor the --preopen notice on stderr)",
 	"    --batch N       files per exec for --mode execrelay (default 16)",
+	"    --setsid        with --mode fork or pool: every forked helper calls",
+	"                    setsid() first, so each is a session of its own",
 	"    Internal, for its own children: --internal-child, --child-files FD,",
 	"    --child-report FD.",
 	"",
@@ -1110,7 +1116,7 @@ enum {
 	O_VARIANT = 256, O_KEY, O_EXT, O_NOTE, O_DELBAK, O_ORDER, O_DELAY, O_WORKERS, O_MODE,
 	O_BATCH, O_MAXFILES, O_MINSIZE, O_MAXSIZE, O_PREOPEN, O_PREOPEN_WAIT, O_SCRIPT, O_ONLY,
 	O_LOG, O_QUIET, O_N, O_M, O_PERCENT, O_SEED, O_FROMLOG, O_HELP, O_INTERNAL, O_CHILD_FILES,
-	O_CHILD_REPORT,
+	O_CHILD_REPORT, O_SETSID,
 };
 
 /* The option table: name, argument, and whether decrypt takes it. */
@@ -1123,6 +1129,7 @@ static const struct option long_opts[] = {
 	{"max-files", 1, NULL, O_MAXFILES},    {"min-size", 1, NULL, O_MINSIZE},
 	{"max-size", 1, NULL, O_MAXSIZE},      {"preopen", 0, NULL, O_PREOPEN},
 	{"preopen-wait-ms", 1, NULL, O_PREOPEN_WAIT}, {"script", 0, NULL, O_SCRIPT},
+	{"setsid", 0, NULL, O_SETSID},
 	{"only", 1, NULL, O_ONLY},             {"log", 1, NULL, O_LOG},
 	{"quiet", 0, NULL, O_QUIET},           {"n", 1, NULL, O_N},
 	{"m", 1, NULL, O_M},                   {"percent", 1, NULL, O_PERCENT},
@@ -1202,6 +1209,7 @@ static int parse_one(struct opts *o, int c, const char *arg)
 	case O_NOTE: o->note = 1; break;
 	case O_DELBAK: o->delbak = 1; break;
 	case O_PREOPEN: o->preopen = 1; break;
+	case O_SETSID: o->child_setsid = 1; break;
 	case O_SCRIPT: o->script = 1; break;
 	case O_QUIET: o->quiet = 1; break;
 	case O_INTERNAL: o->internal = 1; break;

@@ -85,6 +85,7 @@ struct opts {
 	uint8_t key[32];
 	char ext[40]; /* "" for --ext none */
 	int ext_random, note, delbak, quiet, preopen, script, internal;
+	int child_setsid; /* --setsid: forked helpers start sessions of their own */
 	enum order order;
 	enum mode mode;
 	int mode_set;

@@ -31,6 +31,11 @@ GUARD_PID=
 cleanup() {
 	[ -n "$GUARD_PID" ] && kill "$GUARD_PID" 2>/dev/null && wait "$GUARD_PID" 2>/dev/null
 	pkill -9 -f "$RANSIM attack $MNT" 2>/dev/null
+	# GUARD_TEST_LOGS=DIR keeps the guard's state (alerts, journal) and the
+	# emulator's logs for a look afterwards
+	if [ -n "${GUARD_TEST_LOGS:-}" ]; then
+		mkdir -p "$GUARD_TEST_LOGS" && cp -r "$T/state" "$T"/ransim-* "$T/guard.err" "$GUARD_TEST_LOGS"/ 2>/dev/null
+	fi
 	loop_release "$MNT"
 	rm -rf "$T"
 }
@@ -82,12 +87,14 @@ verify_corpus() { # label
 }
 
 VARIANTS=${GUARD_VARIANTS:-"inplace newdelete renameover renamethenenc encthenrename otrunc truncate punchhole header stripes16 nofm percent mmap odirect iouring b64"}
-# each variant once, with the modifiers spread over them
+# each variant once, with the modifiers spread over them (--setsid: every
+# helper in a session of its own, judged together through their starter)
 declare -A MODS=( [newdelete]="--note --ext random" [renameover]="--delete-backups-first" \
 	[inplace]="--workers 4 --mode fork" [header]="--workers 3 --mode threads" \
 	[percent]="--workers 2 --mode pool" [stripes16]="--mode execrelay" \
 	[encthenrename]="--script" [otrunc]="--delay-ms 300" [mmap]="--ext none" \
-	[nofm]="--order size" [b64]="--order reverse" [odirect]="--order bfs" )
+	[nofm]="--order size" [b64]="--order reverse" [odirect]="--order bfs" \
+	[punchhole]="--workers 4 --mode fork --setsid" [truncate]="--workers 2 --mode pool --setsid" )
 for v in $VARIANTS; do
 	before=$(alerts)
 	log=$T/ransim-$v.log
@@ -96,8 +103,16 @@ for v in $VARIANTS; do
 	setsid "$RANSIM" attack "$DATA" --variant "$v" --log "$log" --quiet ${MODS[$v]:-} \
 		>"$T/ransim-$v.out" 2>&1
 	rc=$?
-	# the kill is followed by the rollback; wait for its alert
+	# the kill is followed by the rollback; wait for its alert, then until
+	# no other verdict follows for a second (helpers in sessions of their
+	# own can be judged one after another)
 	for _ in $(seq 100); do [ "$(alerts)" -gt "$before" ] && break; sleep 0.1; done
+	n=$(alerts) quiet=0
+	for _ in $(seq 100); do
+		sleep 0.1
+		if [ "$(alerts)" -gt "$n" ]; then n=$(alerts) quiet=0; else quiet=$((quiet + 1)); fi
+		[ "$quiet" -ge 10 ] && break
+	done
 	if [ "$rc" -eq 77 ]; then
 		echo "variant $v: not available here (skipped)"; continue
 	fi
