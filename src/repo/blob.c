@@ -28,7 +28,7 @@ struct gmember {
 /* An opened group, known by its nonce, tag and stored size.  Backup
  * workers fill groups side by side, so a restore in tree order moves
  * between a few of them. */
-#define NGROUPS 2
+#define NGROUPS 4
 struct group {
 	uint8_t key[BW_NONCE_LEN + BW_TAG_LEN];
 	size_t stored;
@@ -369,26 +369,31 @@ int bw_blob_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
 		return group_decode(c, k, id, p, n, raw_len, out);
 	if (n < BW_SEAL_OVERHEAD + 1)
 		return bw_errf(BW_EFORMAT, "blob: %zu stored bytes is too short", n);
+	/* opened into out: a raw blob (the large incompressible ones) then
+	 * needs no second buffer of its size; a zstd payload, smaller, moves
+	 * to the scratch buffer to be decompressed back into out */
 	size_t m = n - BW_SEAL_OVERHEAD;
-	bw_buf_reset(s);
-	if ((r = bw_buf_reserve(s, m)))
+	if ((r = bw_buf_reserve(out, m)))
 		return r;
-	if ((r = bw_open(k->enc, id->b, BW_ID_LEN, p, n, s->data)))
+	if ((r = bw_open(k->enc, id->b, BW_ID_LEN, p, n, out->data)))
 		return r == BW_EAUTH ? bw_errf(r, "blob: authentication failed")
 		                     : r;
-	s->len = m;
-	switch (s->data[0]) {
+	switch (out->data[0]) {
 	case CODEC_RAW:
 		if (m - 1 != raw_len)
 			return bw_errf(BW_EFORMAT,
 			               "blob: %zu bytes, index says %zu", m - 1,
 			               raw_len);
-		return bw_buf_append(out, s->data + 1, m - 1);
+		memmove(out->data, out->data + 1, m - 1);
+		out->len = m - 1;
+		return 0;
 	case CODEC_ZSTD: {
+		bw_buf_reset(s);
+		if ((r = bw_buf_append(s, out->data + 1, m - 1)))
+			return r;
 		/* the authenticated frame header states the size: check it
 		 * before allocating what an (untrusted) index asks for */
-		unsigned long long fcs = ZSTD_getFrameContentSize(s->data + 1,
-		                                                  m - 1);
+		unsigned long long fcs = ZSTD_getFrameContentSize(s->data, s->len);
 		if (fcs == ZSTD_CONTENTSIZE_ERROR)
 			return bw_errf(BW_EFORMAT, "blob: bad zstd frame");
 		if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != raw_len)
@@ -398,7 +403,7 @@ int bw_blob_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
 		if ((r = bw_buf_reserve(out, raw_len)))
 			return r;
 		size_t got = ZSTD_decompressDCtx(c->dctx, out->data, raw_len,
-		                                 s->data + 1, m - 1);
+		                                 s->data, s->len);
 		if (ZSTD_isError(got))
 			return bw_errf(BW_EFORMAT, "blob: zstd: %s",
 			               ZSTD_getErrorName(got));
@@ -410,6 +415,6 @@ int bw_blob_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
 		return 0;
 	}
 	default:
-		return bw_errf(BW_EFORMAT, "blob: unknown codec %u", s->data[0]);
+		return bw_errf(BW_EFORMAT, "blob: unknown codec %u", out->data[0]);
 	}
 }
