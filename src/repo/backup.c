@@ -165,9 +165,7 @@ static int pack_done(struct ctx *c, const struct bw_id *pid,
 		return r;
 	}
 	for (size_t i = 0; i < n; i++) {
-		/* groups' stored bytes (single blobs count in store_blob) */
-		if (blobs[i].grouped && (!i || !blobs[i - 1].grouped ||
-		                         blobs[i - 1].offset != blobs[i].offset))
+		if (!bw_pack_same_bytes(blobs, i))
 			c->sum.data_added_packed += blobs[i].length;
 		struct bw_index_entry e;
 		memset(&e, 0, sizeof e);
@@ -275,9 +273,7 @@ static int store_blob(struct ctx *c, struct bw_blob_ctx *bc,
 			return r;
 	}
 	pthread_mutex_lock(&c->mu);
-	c->sum.data_added += n;
-	if (!grouped)
-		c->sum.data_added_packed += sealed->len;
+	c->sum.data_added += n; /* stored bytes are counted in pack_done */
 	if (type == BW_BLOB_DATA)
 		c->sum.data_blobs++;
 	else

@@ -162,6 +162,52 @@ static size_t try_compress(struct bw_blob_ctx *c, const uint8_t *p, size_t n,
 	return ZSTD_isError(r) ? 0 : r;
 }
 
+/* Write [codec][payload] of p[0..n) at dst (room for 1 + n bytes):
+ * zstd if it beats raw by a byte (capacity n - 1 makes it give up,
+ * dstSize_tooSmall, as soon as it cannot), else raw.  Returns 1 + the
+ * payload length. */
+static size_t put_payload(struct bw_blob_ctx *c, const uint8_t *p, size_t n,
+                          uint8_t *dst)
+{
+	size_t m = n > 1 ? try_compress(c, p, n, dst + 1, n - 1) : 0;
+	if (m) {
+		dst[0] = CODEC_ZSTD;
+	} else {
+		dst[0] = CODEC_RAW;
+		if (n)
+			memcpy(dst + 1, p, n);
+		m = n;
+	}
+	return 1 + m;
+}
+
+/* The zstd payload src[0..n) into out (empty), which must come to want
+ * bytes.  The authenticated frame header states the size: it is checked
+ * before allocating what an (untrusted) index asks for.  what names the
+ * object and from where want came from, for the messages. */
+static int unzstd(struct bw_blob_ctx *c, const uint8_t *src, size_t n,
+                  struct bw_buf *out, size_t want, const char *what,
+                  const char *from)
+{
+	int r;
+	unsigned long long fcs = ZSTD_getFrameContentSize(src, n);
+	if (fcs == ZSTD_CONTENTSIZE_ERROR)
+		return bw_errf(BW_EFORMAT, "%s: bad zstd frame", what);
+	if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != want)
+		return bw_errf(BW_EFORMAT, "%s: %llu bytes, %s says %zu", what, fcs,
+		               from, want);
+	if ((r = bw_buf_reserve(out, want)))
+		return r;
+	size_t got = ZSTD_decompressDCtx(c->dctx, out->data, want, src, n);
+	if (ZSTD_isError(got))
+		return bw_errf(BW_EFORMAT, "%s: zstd: %s", what, ZSTD_getErrorName(got));
+	if (got != want)
+		return bw_errf(BW_EFORMAT, "%s: %zu bytes, %s says %zu", what, got,
+		               from, want);
+	out->len = want;
+	return 0;
+}
+
 int bw_blob_encode(struct bw_blob_ctx *c, const struct bw_keys *k,
                    const struct bw_id *id, const uint8_t *p, size_t n,
                    struct bw_buf *out)
@@ -176,21 +222,11 @@ int bw_blob_encode(struct bw_blob_ctx *c, const struct bw_keys *k,
 	if ((r = bw_buf_reserve(out, BW_SEAL_OVERHEAD + 1 + n)))
 		return bw_errf(r, "blob: cannot hold %zu bytes", n);
 	uint8_t *pt = out->data + BW_NONCE_LEN; /* [codec][payload] */
-	/* zstd must beat raw by at least a byte; capacity n - 1 makes it
-	 * give up (dstSize_tooSmall) as soon as it cannot */
-	m = n > 1 ? try_compress(c, p, n, pt + 1, n - 1) : 0;
-	if (m) {
-		pt[0] = CODEC_ZSTD;
-	} else {
-		pt[0] = CODEC_RAW;
-		if (n)
-			memcpy(pt + 1, p, n);
-		m = n;
-	}
+	m = put_payload(c, p, n, pt);
 	/* in place: ciphertext overwrites pt, nonce goes in front */
-	if ((r = bw_seal(k->enc, id->b, BW_ID_LEN, pt, m + 1, out->data)))
+	if ((r = bw_seal(k->enc, id->b, BW_ID_LEN, pt, m, out->data)))
 		return bw_errf(r, "blob: encryption failed");
-	out->len = BW_SEAL_OVERHEAD + 1 + m;
+	out->len = BW_SEAL_OVERHEAD + m;
 	return 0;
 }
 
@@ -221,17 +257,7 @@ int bw_group_encode(struct bw_blob_ctx *c, const struct bw_keys *k,
 		if ((r = bw_buf_append(out, m[i].id.b, BW_ID_LEN)) ||
 		    (r = bw_buf_put_varint(out, m[i].raw_length)))
 			return r;
-	uint8_t *codec = out->data + out->len;
-	size_t z = n > 1 ? try_compress(c, p, n, codec + 1, n - 1) : 0;
-	if (z) {
-		*codec = CODEC_ZSTD;
-	} else {
-		*codec = CODEC_RAW;
-		if (n)
-			memcpy(codec + 1, p, n);
-		z = n;
-	}
-	out->len += 1 + z;
+	out->len += put_payload(c, p, n, out->data + out->len);
 	uint8_t *pt = out->data + BW_NONCE_LEN;
 	size_t ptlen = out->len - BW_NONCE_LEN;
 	if ((r = bw_seal(k->enc, group_ad, sizeof group_ad - 1, pt, ptlen, out->data)))
@@ -299,30 +325,19 @@ static int group_open(struct bw_blob_ctx *c, const struct bw_keys *k,
 	if (bw_view_u8(&v, &codec))
 		return bw_errf(BW_EFORMAT, "group: no payload");
 	bw_buf_reset(&g->data);
-	if ((r = bw_buf_reserve(&g->data, (size_t)total)))
-		return r;
 	if (codec == CODEC_RAW) {
 		if (v.len != total)
 			return bw_errf(BW_EFORMAT, "group: %zu bytes, table says %llu",
 			               v.len, (unsigned long long)total);
-		if (total)
-			memcpy(g->data.data, v.p, (size_t)total);
+		if ((r = bw_buf_append(&g->data, v.p, v.len)))
+			return r;
 	} else if (codec == CODEC_ZSTD) {
-		unsigned long long fcs = ZSTD_getFrameContentSize(v.p, v.len);
-		if (fcs == ZSTD_CONTENTSIZE_ERROR ||
-		    (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != total))
-			return bw_errf(BW_EFORMAT, "group: bad zstd frame");
-		size_t got = ZSTD_decompressDCtx(c->dctx, g->data.data, (size_t)total,
-		                                 v.p, v.len);
-		if (ZSTD_isError(got))
-			return bw_errf(BW_EFORMAT, "group: zstd: %s", ZSTD_getErrorName(got));
-		if (got != total)
-			return bw_errf(BW_EFORMAT, "group: %zu bytes, table says %llu",
-			               got, (unsigned long long)total);
+		if ((r = unzstd(c, v.p, v.len, &g->data, (size_t)total, "group",
+		                "table")))
+			return r;
 	} else {
 		return bw_errf(BW_EFORMAT, "group: unknown codec %u", codec);
 	}
-	g->data.len = (size_t)total;
 	g->n = (size_t)cnt;
 	memcpy(g->key, p, BW_NONCE_LEN);
 	memcpy(g->key + BW_NONCE_LEN, p + n - BW_TAG_LEN, BW_TAG_LEN);
@@ -387,33 +402,12 @@ int bw_blob_decode(struct bw_blob_ctx *c, const struct bw_keys *k,
 		memmove(out->data, out->data + 1, m - 1);
 		out->len = m - 1;
 		return 0;
-	case CODEC_ZSTD: {
+	case CODEC_ZSTD:
 		bw_buf_reset(s);
 		if ((r = bw_buf_append(s, out->data + 1, m - 1)))
 			return r;
-		/* the authenticated frame header states the size: check it
-		 * before allocating what an (untrusted) index asks for */
-		unsigned long long fcs = ZSTD_getFrameContentSize(s->data, s->len);
-		if (fcs == ZSTD_CONTENTSIZE_ERROR)
-			return bw_errf(BW_EFORMAT, "blob: bad zstd frame");
-		if (fcs != ZSTD_CONTENTSIZE_UNKNOWN && fcs != raw_len)
-			return bw_errf(BW_EFORMAT,
-			               "blob: %llu bytes, index says %zu", fcs,
-			               raw_len);
-		if ((r = bw_buf_reserve(out, raw_len)))
-			return r;
-		size_t got = ZSTD_decompressDCtx(c->dctx, out->data, raw_len,
-		                                 s->data, s->len);
-		if (ZSTD_isError(got))
-			return bw_errf(BW_EFORMAT, "blob: zstd: %s",
-			               ZSTD_getErrorName(got));
-		if (got != raw_len)
-			return bw_errf(BW_EFORMAT,
-			               "blob: %zu bytes, index says %zu", got,
-			               raw_len);
-		out->len = raw_len;
-		return 0;
-	}
+		bw_buf_reset(out);
+		return unzstd(c, s->data, s->len, out, raw_len, "blob", "index");
 	default:
 		return bw_errf(BW_EFORMAT, "blob: unknown codec %u", out->data[0]);
 	}

@@ -289,8 +289,7 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 		uint64_t end = (uint64_t)x->offset + x->length;
 		while (j < n &&
 		       (blobs[j].offset == end ||
-		        (blobs[j].grouped && blobs[j - 1].grouped &&
-		         blobs[j].offset == blobs[j - 1].offset &&
+		        (bw_pack_same_bytes(blobs, j) &&
 		         blobs[j].length == blobs[j - 1].length)) &&
 		       (uint64_t)blobs[j].offset + blobs[j].length <= f->size &&
 		       (uint64_t)blobs[j].offset + blobs[j].length - x->offset <= RD_WINDOW) {

@@ -238,8 +238,7 @@ static int header_encode(const struct bw_pack_blob *b, size_t n,
 	    (r = bw_buf_put_varint(out, n)))
 		return r;
 	for (size_t i = 0; i < n; i++) {
-		int more = b[i].grouped && i && b[i - 1].grouped &&
-		           b[i - 1].offset == b[i].offset;
+		int more = bw_pack_same_bytes(b, i);
 		uint8_t t = b[i].type | (more ? HDR_GROUP_MORE
 		                              : b[i].grouped ? HDR_GROUP_FIRST : 0);
 		if ((r = bw_buf_put_u8(out, t)) ||

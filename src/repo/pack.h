@@ -26,6 +26,14 @@ struct bw_pack_blob {
 	uint8_t grouped; /* offset, length: the group holding the blob */
 };
 
+/* Whether blob i of a list in pack order shares the stored bytes of blob
+ * i - 1 (both members of one group): a group's bytes count once. */
+static inline int bw_pack_same_bytes(const struct bw_pack_blob *b, size_t i)
+{
+	return i && b[i].grouped && b[i - 1].grouped &&
+	       b[i].offset == b[i - 1].offset;
+}
+
 struct bw_pack_writer;
 /* Stages the pack in a backend temp descriptor (no RAM held for blobs). */
 int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out) BW_WUR;

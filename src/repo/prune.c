@@ -286,8 +286,7 @@ struct repack {
 	struct bw_pack_writer *w;
 	struct bw_index_pack *done;
 	size_t ndone, capdone;
-	struct bw_blob_ctx *bc;  /* opens blobs */
-	struct bw_blob_ctx *gbc; /* seals new groups */
+	struct bw_blob_ctx *bc; /* opens blobs, seals new groups */
 	struct bw_buf pack, pt;
 };
 
@@ -353,7 +352,7 @@ static int repack_one(struct repack *rp, struct marks *m, struct bw_index *avail
 		/* a group member moves alone: it joins a new group (the old
 		 * group may hold blobs nothing needs) */
 		if (b->grouped)
-			rc = bw_pack_writer_add_grouped(rp->w, rp->gbc, rp->p->r->keys,
+			rc = bw_pack_writer_add_grouped(rp->w, rp->bc, rp->p->r->keys,
 			                                b->type, &b->id, rp->pt.data,
 			                                rp->pt.len);
 		else
@@ -380,8 +379,7 @@ static int repack(struct pr *p, struct marks *m, enum pmode *mode, struct bw_ind
 	rp.p = p;
 	bw_buf_init(&rp.pack, BW_BUF_MAX_DEFAULT);
 	bw_buf_init(&rp.pt, (size_t)BW_CHUNK_MAX_LIMIT + BW_TREE_MAX_BYTES);
-	if (!(rp.bc = bw_blob_ctx_new(0)) ||
-	    !(rp.gbc = bw_blob_ctx_new(p->r->compression))) {
+	if (!(rp.bc = bw_blob_ctx_new(p->r->compression))) {
 		rc = BW_ENOMEM;
 		goto out;
 	}
@@ -410,7 +408,6 @@ out:
 		free(rp.done[i].blobs);
 	free(rp.done);
 	bw_blob_ctx_free(rp.bc);
-	bw_blob_ctx_free(rp.gbc);
 	bw_buf_release(&rp.pack);
 	bw_buf_release(&rp.pt);
 	return rc;
@@ -441,8 +438,7 @@ static int classify(struct pr *p, struct marks *m, const struct bw_id *planned,
 			const struct bw_pack_blob *b = &x->blobs[j];
 			int live = reachable(m, &b->id);
 			size_t e = j + 1;
-			while (e < x->n && b->grouped && x->blobs[e].grouped &&
-			       x->blobs[e].offset == b->offset)
+			while (e < x->n && bw_pack_same_bytes(x->blobs, e))
 				live |= reachable(m, &x->blobs[e++].id);
 			if (live)
 				used += b->length;

@@ -16,8 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		uint64_t end = 0;
 		for (size_t i = 0; i < n; i++) {
 			/* members after a group's first share its bytes */
-			if (i && b[i].grouped && b[i - 1].grouped &&
-			    b[i].offset == b[i - 1].offset) {
+			if (bw_pack_same_bytes(b, i)) {
 				if (b[i].length != b[i - 1].length)
 					abort();
 				continue;
