@@ -156,6 +156,61 @@ static double sibling_score(const struct bw_guard *g, const struct gi_tree *t,
 	return sum;
 }
 
+/* Every session sp started in the window, with evidence or not (a helper
+ * may have finished before its file was judged), joins sibs unless it is
+ * sid, there already, or handled. */
+static void add_spawned(struct bw_guard *g, pid_t sp, pid_t sid, pid_t *sibs,
+                        int *nsib, int max, int64_t *since)
+{
+	pid_t all[256];
+	int64_t first = *since;
+	size_t na = gi_spawned_by(g, sp, bw_now_ns() - g->pol.window_ns, all,
+	                          sizeof all / sizeof *all, &first);
+	pthread_mutex_lock(&g->lock);
+	int64_t now = bw_now_ns();
+	for (size_t i = 0; i < na; i++) {
+		int have = all[i] == sid || recently_killed(g, all[i], now);
+		for (int q = 0; q < *nsib && !have; q++)
+			have = sibs[q] == all[i];
+		if (!have && *nsib < max)
+			sibs[(*nsib)++] = all[i];
+	}
+	pthread_mutex_unlock(&g->lock);
+	if (first < *since)
+		*since = first;
+}
+
+/* The sessions about to be killed and rolled back: those of the processes
+ * in set (and each process's own pid: one stopped on its way into
+ * setsid() names that session in its evidence) and the siblings.  Late
+ * evidence from them is then no new attack. */
+static void remember_killed(struct bw_guard *g, const struct bw_pidset *set,
+                            const pid_t *sibs, int nsib)
+{
+	pid_t ks[128];
+	int nks = 0;
+	for (size_t k = 0; k < set->n && nks + 2 <= 128; k++) {
+		struct bw_proc_info pi;
+		pid_t cand[2] = {set->v[k], bw_proc_info(set->v[k], &pi) ? 0 : pi.sid};
+		for (int c = 0; c < 2; c++) {
+			int seen = cand[c] <= 1;
+			for (int q = 0; q < nks && !seen; q++)
+				seen = ks[q] == cand[c];
+			if (!seen)
+				ks[nks++] = cand[c];
+		}
+	}
+	pthread_mutex_lock(&g->lock);
+	unsigned n = sizeof g->killed / sizeof *g->killed;
+	int64_t now = bw_now_ns();
+	for (int q = 0; q < nks + nsib; q++) {
+		g->killed[g->killed_next % n].sid = q < nks ? ks[q] : sibs[q - nks];
+		g->killed[g->killed_next % n].ns = now;
+		g->killed_next++;
+	}
+	pthread_mutex_unlock(&g->lock);
+}
+
 static double tree_score(const struct gi_tree *t)
 {
 	int content = t->damaged + t->pairs;
@@ -308,6 +363,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	struct gi_tree *t = gi_tree_get(g, sid, 0);
 	/* done already: killed with the sessions it was judged with */
 	if (!t || t->done_ns || recently_killed(g, sid, bw_now_ns())) {
+		if (t && !t->done_ns)
+			t->done_ns = bw_now_ns(); /* its slot can be reused */
 		/* a starter stopped for it and left alive by that verdict (an
 		 * interactive shell) goes on */
 		if (t && t->spawner_stopped)
@@ -415,25 +472,8 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 				bw_pidset_release(&more);
 				spawner = sp;
 			}
-			/* every session it started in the window is rolled back,
-			 * with evidence or not (a helper may have finished before
-			 * its file was judged) */
-			pid_t all[256];
-			int64_t first = since;
-			size_t na = gi_spawned_by(g, sp, bw_now_ns() - g->pol.window_ns, all,
-			                          sizeof all / sizeof *all, &first);
-			pthread_mutex_lock(&g->lock);
-			int64_t now2 = bw_now_ns();
-			for (size_t i = 0; i < na; i++) {
-				int have = all[i] == sid || recently_killed(g, all[i], now2);
-				for (int q = 0; q < nsib && !have; q++)
-					have = sibs[q] == all[i];
-				if (!have && nsib < (int)(sizeof sibs / sizeof *sibs))
-					sibs[nsib++] = all[i];
-			}
-			pthread_mutex_unlock(&g->lock);
-			if (first < since)
-				since = first;
+			add_spawned(g, sp, sid, sibs, &nsib,
+			            (int)(sizeof sibs / sizeof *sibs), &since);
 		}
 	}
 	pthread_mutex_lock(&g->lock);
@@ -450,32 +490,7 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 	struct rb_note rn = {{0}};
 	struct bw_guard_rollback_stats rs = {0};
 	if (kill_it) {
-		/* their sessions: evidence still in flight from them is not a
-		 * new attack (and their changes are rolled back here) */
-		pid_t ks[128];
-		int nks = 0;
-		for (size_t k = 0; k < set.n && nks + 2 <= 128; k++) {
-			struct bw_proc_info pi;
-			/* a process's own pid too: stopped on its way into
-			 * setsid(), that is the session its evidence names */
-			pid_t cand[2] = {set.v[k], bw_proc_info(set.v[k], &pi) ? 0 : pi.sid};
-			for (int c2 = 0; c2 < 2; c2++) {
-				int seen = cand[c2] <= 1;
-				for (int q = 0; q < nks && !seen; q++)
-					seen = ks[q] == cand[c2];
-				if (!seen)
-					ks[nks++] = cand[c2];
-			}
-		}
-		pthread_mutex_lock(&g->lock);
-		/* and the sibling sessions rolled back with them */
-		for (int q = 0; q < nks + nsib; q++) {
-			unsigned n = sizeof g->killed / sizeof *g->killed;
-			g->killed[g->killed_next % n].sid = q < nks ? ks[q] : sibs[q - nks];
-			g->killed[g->killed_next % n].ns = bw_now_ns();
-			g->killed_next++;
-		}
-		pthread_mutex_unlock(&g->lock);
+		remember_killed(g, &set, sibs, nsib);
 		bw_proc_signal_all(&set, SIGKILL);
 		/* let the kernel reap them before their files are restored */
 		for (int i = 0; i < 50; i++) {
@@ -585,11 +600,6 @@ static void respond_tree(struct bw_guard *g, pid_t sid)
 		/* dead: evidence still in flight for it is ignored, and after a
 		 * few seconds its session id may be reused */
 		t->done_ns = bw_now_ns();
-		for (int i = 0; i < nsib; i++) {
-			struct gi_tree *o = gi_tree_get(g, sibs[i], 0);
-			if (o)
-				o->done_ns = t->done_ns;
-		}
 	} else if (t) {
 		/* let go: it keeps its score, and new evidence freezes it again */
 		t->frozen = 0;
@@ -697,12 +707,12 @@ static void gi_score_add_locked(struct bw_guard *g, pid_t tgid, pid_t sid,
 		return;
 	}
 	bw_pidset_add(&t->members, tgid);
-	if (!t->spawner)
-		t->spawner = gi_spawner_of(g, sid);
 	if (!what) {
 		pthread_mutex_unlock(&g->lock);
 		return;
 	}
+	if (!t->spawner)
+		t->spawner = gi_spawner_of(g, sid);
 	int64_t now = bw_now_ns();
 	t->last_ns = now;
 	if (!strcmp(what, "damaged")) t->damaged++;
