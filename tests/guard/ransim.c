@@ -285,12 +285,7 @@ out:
 	if (r == R_SKIP)
 		errmsg("attack %s: %s: not supported on this filesystem or kernel: skipping (exit 77)",
 		       v->name, t->rel);
-	count(c, r, j.size);
-	if (j.fd >= 0)
-		close(j.fd);
-	if (j.pdir >= 0)
-		close(j.pdir);
-	return r;
+	return job_end(&j, r);
 }
 
 static void delete_backups(struct ctx *c, struct tlist *bak)

@@ -185,6 +185,7 @@ int xstat(int dfd, const char *name, struct xst *st);
 int in_root_fs(const struct ctx *c, const struct xst *st);
 int open_root(struct ctx *c, const char *root, int need_marker);
 int open_parent(struct ctx *c, const char *rel, const char **base);
+int job_end(struct job *j, int r); /* counts r, closes j's fds, returns r */
 int open_dir(struct ctx *c, const char *rel);
 int check_file(const struct ctx *c, const struct xst *st);
 int open_target(struct ctx *c, int pdir, const char *base, int flags, struct xst *st);

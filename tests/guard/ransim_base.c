@@ -406,6 +406,34 @@ static int check_rel(const char *rel)
 	}
 }
 
+/* The end of a job: its result counted, its descriptors closed. */
+int job_end(struct job *j, int r)
+{
+	count(j->c, r, j->size);
+	if (j->fd >= 0)
+		close(j->fd);
+	if (j->pdir >= 0)
+		close(j->pdir);
+	return r;
+}
+
+/* Directory name under dirfd, opened O_NOFOLLOW and checked to be on
+ * ROOT's mount.  Returns an fd the caller closes, or a negative code. */
+static int open_subdir(struct ctx *c, int dirfd, const char *name)
+{
+	struct xst st = {0};
+	int fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	int r = fd < 0 ? -errno : xstat(fd, "", &st);
+	if (r == 0 && !in_root_fs(c, &st))
+		r = -EXDEV;
+	if (r < 0) {
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return fd;
+}
+
 /* Opens the directory holding rel, walking each component from ROOT with
  * O_NOFOLLOW and staying on ROOT's mount.  *base points into rel.  Returns
  * an fd the caller closes, or a negative code. */
@@ -413,7 +441,6 @@ int open_parent(struct ctx *c, const char *rel, const char **base)
 {
 	char comp[NAME_MAX + 1];
 	const char *p = rel, *q;
-	struct xst st;
 	int fd, nfd, r;
 
 	if ((r = check_rel(rel)) < 0)
@@ -423,16 +450,10 @@ int open_parent(struct ctx *c, const char *rel, const char **base)
 	while ((q = strchr(p, '/')) != NULL) {
 		memcpy(comp, p, (size_t)(q - p));
 		comp[q - p] = 0;
-		nfd = openat(fd, comp, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-		r = nfd < 0 ? -errno : xstat(nfd, "", &st);
+		nfd = open_subdir(c, fd, comp);
 		close(fd);
-		if (r == 0 && !in_root_fs(c, &st))
-			r = -EXDEV;
-		if (r < 0) {
-			if (nfd >= 0)
-				close(nfd);
-			return r;
-		}
+		if (nfd < 0)
+			return nfd;
 		fd = nfd;
 		p = q + 1;
 	}
@@ -444,23 +465,14 @@ int open_parent(struct ctx *c, const char *rel, const char **base)
 int open_dir(struct ctx *c, const char *rel)
 {
 	const char *base;
-	struct xst st;
-	int pdir, fd, r;
+	int pdir, fd;
 
 	if (!*rel)
 		return fcntl(c->rootfd, F_DUPFD_CLOEXEC, 0);
 	if ((pdir = open_parent(c, rel, &base)) < 0)
 		return pdir;
-	fd = openat(pdir, base, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	r = fd < 0 ? -errno : xstat(fd, "", &st);
+	fd = open_subdir(c, pdir, base);
 	close(pdir);
-	if (r == 0 && !in_root_fs(c, &st))
-		r = -EXDEV;
-	if (r < 0) {
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
 	return fd;
 }
 

@@ -58,12 +58,7 @@ static int decrypt_one(struct ctx *c, const char *cur, const char *orig)
 out:
 	if (r < 0)
 		errmsg("decrypt %s: %s: %s", v->name, cur, why(r));
-	count(c, r, j.size);
-	if (j.fd >= 0)
-		close(j.fd);
-	if (j.pdir >= 0)
-		close(j.pdir);
-	return r;
+	return job_end(&j, r);
 }
 
 /* The files a log says were done ("start" and unparsable lines skipped),
