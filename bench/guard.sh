@@ -37,6 +37,7 @@ fi
 BENCH_DIR=${BENCH_DIR:-/var/tmp/bulwark-guard-bench}
 BENCH_SCENARIOS=${BENCH_SCENARIOS:-}
 BENCH_SKIP=${BENCH_SKIP:-}
+BENCH_JOBS=${BENCH_JOBS:-}
 BULWARK_BIN=${BULWARK_BIN:-$TOP/build/bulwark}
 BW_RANSIM=${BW_RANSIM:-$TOP/build/tests/bw-ransim}
 
@@ -580,7 +581,7 @@ benign_prepare() {
 }
 
 benign_job() { # RUN JOB
-  local run=$1 j=$2 mode rc t0 t1 p0 p1 a0 k0 a1 k1 d0 d1 c0 c1 e0 e1 secs log alines
+  local run=$1 j=$2 mode rc t0 t1 p0 p1 a0 k0 a1 k1 d0 d1 c0 c1 e0 e1 o0 o1 r0 r1 w0 w1 x0 x1 secs log alines
   local bstate="$T/state-benign"
   for mode in off on; do
     rm -rf "$J"
@@ -592,7 +593,7 @@ benign_job() { # RUN JOB
     sync
     if [[ $mode == on ]]; then
       guard_start "$bstate"
-      read -r _ e0 _ d0 c0 _ < <(python3 "$REPORT" state "$bstate/state.json")
+      read -r _ e0 _ d0 c0 _ o0 r0 w0 x0 < <(python3 "$REPORT" state "$bstate/state.json")
       read -r a0 k0 _ _ < <(python3 "$REPORT" alerts "$bstate/alerts.jsonl")
     fi
     log="$LOGS/benign-$j-$mode-run$run.log"
@@ -606,14 +607,14 @@ benign_job() { # RUN JOB
     [[ $rc -eq 0 ]] || say "  $j (guard $mode) exited $rc: $(tail -2 "$log" | tr '\n' ' ')"
     if [[ $mode == on ]]; then
       sleep 1.3           # late verdicts (analysis after close) and the next state.json
-      read -r _ e1 _ d1 c1 _ < <(python3 "$REPORT" state "$bstate/state.json")
+      read -r _ e1 _ d1 c1 _ o1 r1 w1 x1 < <(python3 "$REPORT" state "$bstate/state.json")
       read -r a1 k1 _ _ < <(python3 "$REPORT" alerts "$bstate/alerts.jsonl")
       alines=$(grep '"event":"ransomware"' "$bstate/alerts.jsonl" 2>/dev/null | tail -n $((a1 - a0)) | head -c 20000 || true)
       [[ $a1 -gt $a0 ]] || alines=
       guard_stop "benign"
-      printf '{"type":"benign","run":%d,"job":"%s","mode":"on","seconds":%s,"rc":%d,"procs":%d,"alerts":%d,"kills":%d,"denied":%d,"events":%d,"copies":%d,"alert_lines":[%s]}\n' \
+      printf '{"type":"benign","run":%d,"job":"%s","mode":"on","seconds":%s,"rc":%d,"procs":%d,"alerts":%d,"kills":%d,"denied":%d,"events":%d,"copies":%d,"opens":%d,"reads":%d,"writes":%d,"closes":%d,"alert_lines":[%s]}\n' \
         "$run" "$j" "$secs" "$rc" "$(pids_between "$p0" "$p1")" $((a1 - a0)) $((k1 - k0)) $((d1 - d0)) \
-        $((e1 - e0)) $((c1 - c0)) "$([[ -n "$alines" ]] && json_str "$alines" || true)" >>"$RESULTS"
+        $((e1 - e0)) $((c1 - c0)) $((o1 - o0)) $((r1 - r0)) $((w1 - w0)) $((x1 - x0)) "$([[ -n "$alines" ]] && json_str "$alines" || true)" >>"$RESULTS"
       say "  $(printf '%-10s' "$j") on  ${secs} s  (alerts $((a1 - a0)), denied $((d1 - d0)), copies $((c1 - c0)))"
     else
       printf '{"type":"benign","run":%d,"job":"%s","mode":"off","seconds":%s,"rc":%d,"procs":%d}\n' \
@@ -629,7 +630,10 @@ benign_job() { # RUN JOB
 if ! skip benign; then
   benign_prepare
   for ((run = 1; run <= BENCH_BENIGN_RUNS; run++)); do
-    for j in "${BENIGN_JOBS[@]}"; do benign_job "$run" "$j"; done
+    for j in "${BENIGN_JOBS[@]}"; do
+      if [[ -n "$BENCH_JOBS" && " $BENCH_JOBS " != *" $j "* ]]; then continue; fi
+      benign_job "$run" "$j"
+    done
   done
   cp "$T/state-benign/alerts.jsonl" "$LOGS/benign.alerts" 2>/dev/null || true
   rm -rf "$BC"

@@ -171,9 +171,10 @@ def cmd_state(a):
         with open(a.path) as f:
             s = json.load(f)
         c = s.get("counters", {})
-        print(s.get("pid", 0), *(int(c.get(k, 0)) for k in ("events", "allowed", "denied", "copies_made", "overflows")))
+        print(s.get("pid", 0), *(int(c.get(k, 0)) for k in ("events", "allowed", "denied", "copies_made", "overflows",
+                                                     "opens", "reads", "writes", "closes")))
     except (OSError, ValueError):
-        print("0 0 0 0 0 0")
+        print("0 0 0 0 0 0 0 0 0 0")
 
 
 def cmd_alerts(a):

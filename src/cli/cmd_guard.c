@@ -320,6 +320,12 @@ static int cmd_status(int argc, char **argv)
 	       (long long)json_integer_value(json_object_get(cn, "denied")),
 	       (long long)json_integer_value(json_object_get(cn, "copies_made")),
 	       (long long)json_integer_value(json_object_get(cn, "overflows")));
+	printf("            by kind: %lld opens, %lld reads, %lld writes, %lld closes "
+	       "after writing\n",
+	       (long long)json_integer_value(json_object_get(cn, "opens")),
+	       (long long)json_integer_value(json_object_get(cn, "reads")),
+	       (long long)json_integer_value(json_object_get(cn, "writes")),
+	       (long long)json_integer_value(json_object_get(cn, "closes")));
 	json_t *vs = json_object_get(s, "recent_verdicts");
 	printf("verdicts:   %zu recent\n", json_array_size(vs));
 	json_array_foreach(vs, i, x) {

@@ -579,7 +579,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 	    (tgid == g->self || trusted || !access_is_write(tid, fd, &nr, sa))) {
 		/* reads, and everything the guard and trusted programs do; an
 		 * episode whose writers lack copies pays for its reads too */
-		if (tgid != g->self && !fstat(fd, &st) && (uint64_t)st.st_size > GI_PACK_MAX) {
+		g->ev_read++;
+		if (tgid != g->self && !fstat(fd, &st)) {
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = gi_inode_get(g, st.st_ino, 0);
 			if (in && in->writers > 0 && in->nwc && gi_wc_event(g, fd, &st, NULL, in) == 0)
@@ -591,6 +592,12 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		close(fd);
 		return;
 	}
+	if (m->mask & FAN_OPEN_PERM)
+		g->ev_open++;
+	else if (m->mask & FAN_PRE_ACCESS)
+		g->ev_write++;
+	else if (m->mask & FAN_CLOSE_WRITE)
+		g->ev_close++;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
 		if (perm)
 			respond(g, fd, FAN_ALLOW);
@@ -675,13 +682,28 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
 		struct gi_wcopy *w = NULL;
+		int empty = 0;
 		if (in && wr) {
 			if (in->writers++ == 0)
 				write_mode(g, fd, in);
 			/* a tree new to the episode: its first write needs a copy */
 			w = gi_wc_add(in, sid);
+			/* unless the file is empty and nobody else writes it: then
+			 * there is nothing to lose, and its writes need no event
+			 * (what is written is judged at close, as a new file) */
+			if (w && !w->copied && st.st_size == 0 && in->writers == 1) {
+				w->ns = 0;
+				w->size = 0;
+				w->copied = 1;
+				empty = 1;
+				/* a new file may reuse a deleted one's inode number,
+				 * and with it a stale note of an ignore mark */
+				in->write_ignored = 0;
+			}
 			if (!w || !w->copied)
 				set_ignored(g, fd, in, 0);
+			else
+				ignore_if_copied(g, fd, in);
 		}
 		/* O_TRUNC empties the file before any pre-content event.  Other
 		 * opens are copied at their first write, not here: that write's
@@ -702,6 +724,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		pthread_mutex_unlock(&g->lock);
 		if (wr && gi_tree_condemned(g, sid))
 			resp = FAN_DENY;
+		else if (empty)
+			gi_score_add(g, tgid, sid, NULL, 0, NULL); /* a member of its tree */
 	} else if (m->mask & FAN_PRE_ACCESS) {
 		pthread_mutex_lock(&g->lock);
 		struct gi_inode *in = gi_inode_get(g, st.st_ino, 1);

@@ -161,6 +161,9 @@ struct bw_guard {
 	int64_t started_ns;
 	int gap_reported, clean_stop;
 	uint64_t events, allowed, denied, copies, links, overflows;
+	/* permission-group events by kind: opens, pre-content reads and
+	 * writes (as told by the blocked call), closes after writing */
+	uint64_t ev_open, ev_read, ev_write, ev_close;
 	uint64_t nheld, hold_max, unheld;
 	uint64_t verdict_n;
 	char verdicts[8][4096];   /* summaries of recent verdicts, a ring */

@@ -845,6 +845,10 @@ void gi_state_write(struct bw_guard *g)
 	json_object_set_new(c, "denied", json_integer((json_int_t)g->denied));
 	json_object_set_new(c, "copies_made", json_integer((json_int_t)g->copies));
 	json_object_set_new(c, "overflows", json_integer((json_int_t)g->overflows));
+	json_object_set_new(c, "opens", json_integer((json_int_t)g->ev_open));
+	json_object_set_new(c, "reads", json_integer((json_int_t)g->ev_read));
+	json_object_set_new(c, "writes", json_integer((json_int_t)g->ev_write));
+	json_object_set_new(c, "closes", json_integer((json_int_t)g->ev_close));
 	json_object_set_new(o, "counters", c);
 	json_t *vs = json_array();
 	uint64_t n = g->verdict_n < 8 ? g->verdict_n : 8;
