@@ -4,9 +4,9 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config clang libclang-rt-14-dev
-      libsodium-dev libzstd-dev libjansson-dev libssl-dev
+      libsodium-dev libzstd-dev libjansson-dev libssl-dev librust-blake3-dev
       libfuse3-dev fuse3 attr acl python3 time valgrind
-      e2fsprogs util-linux zstd xz-utils gzip gnupg)
+      e2fsprogs util-linux zstd xz-utils gzip gnupg b3sum)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -45,12 +45,21 @@ void bw_random(void *p, size_t n);
 /* HMAC-SHA-256(k->mac, data) */
 void bw_mac_id(const struct bw_keys *k, const void *data, size_t n,
                struct bw_id *out);
-/* Streaming SHA-256 for storage names of objects being written. */
-struct bw_sha256;
-struct bw_sha256 *bw_sha256_new(void);
-void bw_sha256_update(struct bw_sha256 *s, const void *p, size_t n);
-void bw_sha256_final(struct bw_sha256 *s, struct bw_id *out); /* frees s */
+/* BLAKE3 in keyed mode, 256-bit output: blob IDs of format 3. */
+void bw_blake3_keyed(const uint8_t key[BW_KEY_LEN], const void *data, size_t n,
+                     struct bw_id *out);
 void bw_sha256(const void *p, size_t n, struct bw_id *out);
+
+/* The hash that names stored objects by their bytes: SHA-256 (formats 1
+ * and 2) or BLAKE3-256 (format 3). */
+enum bw_hash_alg { BW_HASH_SHA256, BW_HASH_BLAKE3 };
+void bw_hash(enum bw_hash_alg a, const void *p, size_t n, struct bw_id *out);
+/* Streaming, for objects being written or read in pieces; NULL if out of
+ * memory. */
+struct bw_hash;
+struct bw_hash *bw_hash_new(enum bw_hash_alg a);
+void bw_hash_update(struct bw_hash *h, const void *p, size_t n);
+void bw_hash_final(struct bw_hash *h, struct bw_id *out); /* frees h */
 
 /* Encrypt pt (n bytes) under key with associated data ad (may be NULL/0).
  * out receives nonce || ciphertext || tag, n + BW_SEAL_OVERHEAD bytes;

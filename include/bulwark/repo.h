@@ -10,7 +10,7 @@
 #include <bulwark/core.h>
 #include <bulwark/crypto.h>
 
-#define BW_REPO_VERSION 2
+#define BW_REPO_VERSION 3
 
 struct bw_repo;
 
@@ -145,6 +145,7 @@ struct bw_init_opts {
 	int compression;                  /* zstd level; 0 = default, -1 = off */
 	uint64_t kdf_ops;                 /* 0 = default */
 	size_t kdf_mem;                   /* 0 = default */
+	int version;                      /* format; 0 = BW_REPO_VERSION */
 };
 #define BW_KDF_OPS_DEFAULT 3
 #define BW_KDF_MEM_DEFAULT ((size_t)32 << 20)

@@ -22,6 +22,8 @@ static void help(void)
 "  --compression N      zstd level for data, 1-19, or 'off' (default 3)\n"
 "  --kdf-mem SIZE       Argon2id memory (default 32M)\n"
 "  --kdf-ops N          Argon2id passes (default 3)\n"
+"  --format N           repository format version, 1-3 (default 3); older\n"
+"                       versions are for sharing with older bulwark builds\n"
 "  --json               print {\"id\", \"location\"}\n"
 "\n"
 "SIZE takes K, M or G suffixes (powers of 1024).\n");
@@ -60,6 +62,7 @@ int cmd_init(int argc, char **argv)
 		{"compression", required_argument, NULL, 4},
 		{"kdf-mem", required_argument, NULL, 5},
 		{"kdf-ops", required_argument, NULL, 6},
+		{"format", required_argument, NULL, 7},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0},
 	};
@@ -89,6 +92,11 @@ int cmd_init(int argc, char **argv)
 			if (parse_size(optarg, &v) || v < 1 || v > 64)
 				return cli_usage_error("init", "kdf-ops must be 1-64");
 			o.kdf_ops = v;
+			break;
+		case 7:
+			if (parse_size(optarg, &v) || v < 1 || v > BW_REPO_VERSION)
+				return cli_usage_error("init", "format must be 1-%d", BW_REPO_VERSION);
+			o.version = (int)v;
 			break;
 		case 'h': help(); return EXIT_OK;
 		default: return cli_usage_error("init", "unknown option");

@@ -1,5 +1,7 @@
-/* Keys, HMAC IDs, XChaCha20-Poly1305 and Argon2id. */
+/* Keys, HMAC and BLAKE3 IDs, XChaCha20-Poly1305 and Argon2id. */
 #include <bulwark/crypto.h>
+
+#include <blake3.h>
 
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
@@ -111,35 +113,71 @@ void bw_sha256(const void *p, size_t n, struct bw_id *out)
 	EVP_DigestFinal_ex(tls.md, out->b, &len);
 }
 
-struct bw_sha256 {
-	EVP_MD_CTX *ctx;
+void bw_blake3_keyed(const uint8_t key[BW_KEY_LEN], const void *data, size_t n,
+                     struct bw_id *out)
+{
+	blake3_hasher h;
+	blake3_hasher_init_keyed(&h, key);
+	blake3_hasher_update(&h, data, n);
+	blake3_hasher_finalize(&h, out->b, BW_ID_LEN);
+	sodium_memzero(&h, sizeof h); /* holds the key */
+}
+
+void bw_hash(enum bw_hash_alg a, const void *p, size_t n, struct bw_id *out)
+{
+	if (a == BW_HASH_SHA256) {
+		bw_sha256(p, n, out);
+		return;
+	}
+	blake3_hasher h;
+	blake3_hasher_init(&h);
+	blake3_hasher_update(&h, p, n);
+	blake3_hasher_finalize(&h, out->b, BW_ID_LEN);
+}
+
+struct bw_hash {
+	enum bw_hash_alg alg;
+	EVP_MD_CTX *ctx;   /* SHA-256 */
+	blake3_hasher b3;  /* BLAKE3 */
 };
 
-struct bw_sha256 *bw_sha256_new(void)
+struct bw_hash *bw_hash_new(enum bw_hash_alg a)
 {
-	struct bw_sha256 *s = malloc(sizeof *s);
-	if (!s)
+	struct bw_hash *h = malloc(sizeof *h);
+	if (!h)
 		return NULL;
-	s->ctx = EVP_MD_CTX_new();
-	if (!s->ctx || !EVP_DigestInit_ex2(s->ctx, md_sha256, NULL)) {
-		EVP_MD_CTX_free(s->ctx);
-		free(s);
+	h->alg = a;
+	h->ctx = NULL;
+	if (a == BW_HASH_BLAKE3) {
+		blake3_hasher_init(&h->b3);
+		return h;
+	}
+	h->ctx = EVP_MD_CTX_new();
+	if (!h->ctx || !EVP_DigestInit_ex2(h->ctx, md_sha256, NULL)) {
+		EVP_MD_CTX_free(h->ctx);
+		free(h);
 		return NULL;
 	}
-	return s;
+	return h;
 }
 
-void bw_sha256_update(struct bw_sha256 *s, const void *p, size_t n)
+void bw_hash_update(struct bw_hash *h, const void *p, size_t n)
 {
-	EVP_DigestUpdate(s->ctx, p, n);
+	if (h->alg == BW_HASH_BLAKE3)
+		blake3_hasher_update(&h->b3, p, n);
+	else
+		EVP_DigestUpdate(h->ctx, p, n);
 }
 
-void bw_sha256_final(struct bw_sha256 *s, struct bw_id *out)
+void bw_hash_final(struct bw_hash *h, struct bw_id *out)
 {
 	unsigned int len = BW_ID_LEN;
-	EVP_DigestFinal_ex(s->ctx, out->b, &len);
-	EVP_MD_CTX_free(s->ctx);
-	free(s);
+	if (h->alg == BW_HASH_BLAKE3)
+		blake3_hasher_finalize(&h->b3, out->b, BW_ID_LEN);
+	else
+		EVP_DigestFinal_ex(h->ctx, out->b, &len);
+	EVP_MD_CTX_free(h->ctx);
+	free(h);
 }
 
 /* XChaCha20-Poly1305-IETF: subkey = HChaCha20(key, nonce[0..16]),

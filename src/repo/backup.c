@@ -260,7 +260,7 @@ static int store_blob(struct ctx *c, struct bw_blob_ctx *bc,
 		return 0;
 	}
 	int grouped = c->group && type == BW_BLOB_DATA && n < BW_GROUP_BLOB_MAX;
-	if (!*pw && (r = bw_pack_writer_new(c->r->be, pw)))
+	if (!*pw && (r = bw_pack_writer_new(c->r->be, c->r->hash, pw)))
 		return r;
 	if (grouped) {
 		if ((r = bw_pack_writer_add_grouped(*pw, bc, c->r->keys, type, id, p, n)))
@@ -537,7 +537,7 @@ static int chunk_stream(struct ctx *c, struct worker *w, int fd,
 			cut = avail; /* cannot happen: eof or avail >= max */
 		struct bw_id id;
 		const uint8_t *p = in->data + start;
-		bw_mac_id(c->r->keys, p, cut, &id);
+		bw_repo_blob_id(c->r, p, cut, &id);
 		if (bw_index_claim(c->r->index, &id, BW_BLOB_DATA) == 1) {
 			if ((r = store_blob(c, w->bctx, &w->pack, &w->sealed, BW_BLOB_DATA,
 			                    &id, p, cut))) {
@@ -687,7 +687,7 @@ static int dir_finish(struct dirjob *d, struct bw_id *out)
 	free(nodes);
 	if (r)
 		goto out;
-	bw_mac_id(c->r->keys, enc.data, enc.len, out);
+	bw_repo_blob_id(c->r, enc.data, enc.len, out);
 	pthread_mutex_lock(&c->mu);
 	if (d->had_prev && !memcmp(d->prev_id.b, out->b, BW_ID_LEN))
 		c->sum.dirs_unmodified++;

@@ -215,7 +215,7 @@ static void rd_check_blob(struct rd *d, struct bw_blob_ctx *bc,
 	int rc = bw_blob_decode(bc, d->c->r->keys, &x->id, x->grouped, p, x->length,
 	                        x->raw_length, pt);
 	if (!rc) {
-		bw_mac_id(d->c->r->keys, pt->data, pt->len, &got);
+		bw_repo_blob_id(d->c->r, pt->data, pt->len, &got);
 		if (memcmp(got.b, x->id.b, BW_ID_LEN))
 			rc = BW_EAUTH;
 	}
@@ -228,7 +228,7 @@ static void rd_check_blob(struct rd *d, struct bw_blob_ctx *bc,
 }
 
 /* Read [off, end) in windows, feeding the pack hash. */
-static int rd_hash_range(struct rd *d, const char *name, struct bw_sha256 *h,
+static int rd_hash_range(struct rd *d, const char *name, struct bw_hash *h,
                          uint64_t off, uint64_t end, struct bw_buf *b)
 {
 	while (off < end) {
@@ -237,7 +237,7 @@ static int rd_hash_range(struct rd *d, const char *name, struct bw_sha256 *h,
 		int rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, off, len, b);
 		if (rc)
 			return rc;
-		bw_sha256_update(h, b->data, b->len);
+		bw_hash_update(h, b->data, b->len);
 		off += len;
 	}
 	return 0;
@@ -251,7 +251,7 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 {
 	char name[2 * BW_ID_LEN + 1];
 	struct bw_pack_blob *blobs = NULL;
-	struct bw_sha256 *h = NULL;
+	struct bw_hash *h = NULL;
 	struct bw_id got;
 	size_t n = 0;
 	uint64_t pos = 0;
@@ -261,7 +261,7 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 		n = 0; /* still hash the bytes */
 	if (n)
 		qsort(blobs, n, sizeof *blobs, blob_off_cmp);
-	if (!(h = bw_sha256_new())) {
+	if (!(h = bw_hash_new(d->c->r->hash))) {
 		d->fatal = BW_ENOMEM;
 		goto out;
 	}
@@ -300,7 +300,7 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 		if ((rc = bw_be_read(d->c->r->be, BW_OBJ_PACK, name, x->offset,
 		                     (size_t)(end - x->offset), b)))
 			break;
-		bw_sha256_update(h, b->data, b->len);
+		bw_hash_update(h, b->data, b->len);
 		for (size_t k = i; k < j; k++)
 			rd_check_blob(d, bc, f, &blobs[k], b->data + (blobs[k].offset - x->offset), pt);
 		pos = end;
@@ -313,13 +313,13 @@ static void rd_pack(struct rd *d, struct bw_blob_ctx *bc, const struct bw_packfi
 		reportf(d->c, "pack", &f->id, "cannot be read: %s", bw_strerror(rc));
 		goto out;
 	}
-	bw_sha256_final(h, &got);
+	bw_hash_final(h, &got);
 	h = NULL;
 	if (hashing && memcmp(got.b, f->id.b, BW_ID_LEN))
 		reportf(d->c, "pack", &f->id, "content does not match its name (damaged)");
 out:
 	if (h)
-		bw_sha256_final(h, &got);
+		bw_hash_final(h, &got);
 	free(blobs);
 }
 

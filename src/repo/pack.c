@@ -27,7 +27,7 @@ static const char header_ad[] = "bulwark pack header";
 struct bw_pack_writer {
 	struct bw_backend *be;
 	int fd;
-	struct bw_sha256 *sha;
+	struct bw_hash *sha;
 	uint8_t *wbuf;
 	size_t wlen;
 	uint64_t size; /* bytes written so far, buffered ones included */
@@ -41,7 +41,8 @@ struct bw_pack_writer {
 	struct bw_buf graw, gsealed;
 };
 
-int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out)
+int bw_pack_writer_new(struct bw_backend *be, enum bw_hash_alg alg,
+                       struct bw_pack_writer **out)
 {
 	struct bw_pack_writer *w = calloc(1, sizeof *w);
 	int r;
@@ -54,7 +55,7 @@ int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out)
 	bw_buf_init(&w->graw, BW_GROUP_RAW_MAX);
 	bw_buf_init(&w->gsealed, BW_GROUP_RAW_MAX + ((size_t)1 << 20));
 	w->wbuf = malloc(WBUF_SIZE);
-	w->sha = bw_sha256_new();
+	w->sha = bw_hash_new(alg);
 	if (!w->wbuf || !w->sha) {
 		r = BW_ENOMEM;
 		goto out;
@@ -78,7 +79,7 @@ void bw_pack_writer_abort(struct bw_pack_writer *w)
 		close(w->fd);
 	if (w->sha) {
 		struct bw_id dummy;
-		bw_sha256_final(w->sha, &dummy); /* frees */
+		bw_hash_final(w->sha, &dummy); /* frees */
 	}
 	free(w->wbuf);
 	free(w->blobs);
@@ -106,7 +107,7 @@ static int flush(struct bw_pack_writer *w)
 static int put(struct bw_pack_writer *w, const uint8_t *p, size_t n)
 {
 	int r;
-	bw_sha256_update(w->sha, p, n);
+	bw_hash_update(w->sha, p, n);
 	w->size += n;
 	if (n > WBUF_SIZE - w->wlen) {
 		if ((r = flush(w)))
@@ -279,7 +280,7 @@ int bw_pack_writer_finish(struct bw_pack_writer *w, const struct bw_keys *k,
 	if ((r = put(w, sealed.data, sealed.len)) || (r = put(w, len4, 4)) ||
 	    (r = flush(w)))
 		goto out;
-	bw_sha256_final(w->sha, pack_id);
+	bw_hash_final(w->sha, pack_id);
 	w->sha = NULL;
 	bw_id_hex(pack_id, name);
 	/* write_temp owns the descriptor from here on, success or not */

@@ -36,7 +36,9 @@ static inline int bw_pack_same_bytes(const struct bw_pack_blob *b, size_t i)
 
 struct bw_pack_writer;
 /* Stages the pack in a backend temp descriptor (no RAM held for blobs). */
-int bw_pack_writer_new(struct bw_backend *be, struct bw_pack_writer **out) BW_WUR;
+/* alg: the hash that names the pack (the repository format's). */
+int bw_pack_writer_new(struct bw_backend *be, enum bw_hash_alg alg,
+                       struct bw_pack_writer **out) BW_WUR;
 int bw_pack_writer_add(struct bw_pack_writer *w, uint8_t type,
                        const struct bw_id *id, const uint8_t *stored,
                        size_t n, uint32_t raw_length) BW_WUR;

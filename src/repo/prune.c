@@ -347,7 +347,7 @@ static int repack_one(struct repack *rp, struct marks *m, struct bw_index *avail
 			bw_warn("pack %s: a blob is damaged; the pack is kept (run `bulwark check --read-data`)", name);
 			return 1;
 		}
-		if (!rp->w && (rc = bw_pack_writer_new(rp->p->r->be, &rp->w)))
+		if (!rp->w && (rc = bw_pack_writer_new(rp->p->r->be, rp->p->r->hash, &rp->w)))
 			return rc;
 		/* a group member moves alone: it joins a new group (the old
 		 * group may hold blobs nothing needs) */

@@ -59,7 +59,7 @@ static void setup_cache(struct bw_repo *r)
 int bw_repo_init(const char *location, const char *pass, size_t passlen,
                  const struct bw_init_opts *o, struct bw_repo **out)
 {
-	struct bw_init_opts def = {{0, 0, 0}, 0, 0, 0};
+	struct bw_init_opts def = {{0, 0, 0}, 0, 0, 0, 0};
 	struct bw_config c;
 	struct bw_buf cfg, key;
 	struct bw_id mac;
@@ -69,7 +69,10 @@ int bw_repo_init(const char *location, const char *pass, size_t passlen,
 	bw_buf_init(&cfg, BW_CONFIG_MAX);
 	bw_buf_init(&key, BW_KEYFILE_MAX);
 	memset(&c, 0, sizeof c);
-	c.version = BW_REPO_VERSION;
+	c.version = o->version ? o->version : BW_REPO_VERSION;
+	if (c.version < 1 || c.version > BW_REPO_VERSION)
+		return bw_errf(BW_EINVAL, "format version %d: this bulwark writes versions 1 to %d",
+		               c.version, BW_REPO_VERSION);
 	c.chunker = o->chunker;
 	if (!c.chunker.min && !c.chunker.avg && !c.chunker.max) {
 		c.chunker.min = BW_CHUNK_MIN_DEFAULT;
@@ -110,6 +113,7 @@ int bw_repo_init(const char *location, const char *pass, size_t passlen,
 	rp->chunker = c.chunker;
 	rp->compression = c.compression;
 	rp->version = c.version;
+	rp->hash = c.version >= 3 ? BW_HASH_BLAKE3 : BW_HASH_SHA256;
 	setup_cache(rp);
 	*out = rp;
 	rp = NULL;
@@ -191,6 +195,7 @@ int bw_repo_open(const char *location, const char *pass, size_t passlen,
 	rp->chunker = c.chunker;
 	rp->compression = c.compression;
 	rp->version = c.version;
+	rp->hash = c.version >= 3 ? BW_HASH_BLAKE3 : BW_HASH_SHA256;
 	setup_cache(rp);
 	*out = rp;
 	rp = NULL;
@@ -241,7 +246,7 @@ int bw_repo_save_obj(struct bw_repo *r, enum bw_obj t, const void *p, size_t n,
 	if ((rc = bw_seal(r->keys->enc, ad, strlen(ad), pt.data, pt.len, st.data)))
 		goto out;
 	st.len = pt.len + BW_SEAL_OVERHEAD;
-	bw_sha256(st.data, st.len, id);
+	bw_hash(r->hash, st.data, st.len, id);
 	bw_id_hex(id, name);
 	rc = bw_be_write(r->be, t, name, st.data, st.len);
 	if (rc == BW_EEXIST)
@@ -302,7 +307,7 @@ int bw_repo_load_obj(struct bw_repo *r, enum bw_obj t, const char *name,
 	bw_buf_init(&st, BW_OBJ_MAX + 128);
 	if ((rc = bw_be_read(r->be, t, name, 0, 0, &st)))
 		goto out;
-	bw_sha256(st.data, st.len, &h);
+	bw_hash(r->hash, st.data, st.len, &h);
 	if (bw_id_parse(name, &want) || memcmp(h.b, want.b, BW_ID_LEN)) {
 		rc = bw_errf(BW_EAUTH, "%s %s: content does not match its name (damaged)",
 		             bw_obj_name(t), name);

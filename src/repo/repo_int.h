@@ -20,13 +20,26 @@ struct bw_repo {
 	struct bw_id id;
 	struct bw_chunker_params chunker;
 	int compression;            /* zstd level for data, 0 = off */
-	int version;                /* format: 2 stores small blobs in groups */
+	int version;                /* format: 2 stores small blobs in groups,
+	                             * 3 names and IDs them with BLAKE3 */
+	enum bw_hash_alg hash;      /* names objects by their bytes */
 	char key_name[2 * BW_ID_LEN + 1];
 	struct bw_index *index;     /* NULL until loaded */
 	pthread_mutex_t lock;       /* guards blob_ctx and index loading */
 	struct bw_blob_ctx *blob_ctx; /* for single-threaded loads */
 	char *cache_dir;
 };
+
+/* A blob's ID: a keyed MAC of its plaintext, HMAC-SHA-256 (formats 1
+ * and 2) or keyed BLAKE3 (format 3). */
+static inline void bw_repo_blob_id(const struct bw_repo *r, const void *p, size_t n,
+                                   struct bw_id *out)
+{
+	if (r->hash == BW_HASH_BLAKE3)
+		bw_blake3_keyed(r->keys->mac, p, n, out);
+	else
+		bw_mac_id(r->keys, p, n, out);
+}
 
 /* Whole objects (index, snapshot, lock, plan): [u8 codec][payload]
  * sealed with AD "bulwark <type>", stored under hex(SHA-256(stored)). */

@@ -366,7 +366,7 @@ static void verify_file(struct ctx *c, struct wstate *w, struct rfile *f)
 			bad = 1;
 			break;
 		}
-		bw_mac_id(c->r->keys, w->plain.data, s->raw, &id);
+		bw_repo_blob_id(c->r, w->plain.data, s->raw, &id);
 		if (bw_ct_cmp(id.b, s->id.b, BW_ID_LEN)) {
 			bw_rs_report(c, f->path, "verify: bytes %llu-%llu differ from the snapshot",
 			       (unsigned long long)s->off,

@@ -120,17 +120,17 @@ done
 # ---------------------------------------------------------------------------
 echo "checking: a repository of another format version"
 cp -a "$R" "$T/v2"
-sed -i 's/"version": 2,/"version": 3,/' "$T/v2/config"
-grep -q '"version": 3,' "$T/v2/config" || fail "version: could not edit the config copy"
+sed -i 's/"version": 3,/"version": 4,/' "$T/v2/config"
+grep -q '"version": 4,' "$T/v2/config" || fail "version: could not edit the config copy"
 for cmd in snapshots "backup $T/srcA/d0"; do
 	rc=0
 	# shellcheck disable=SC2086
 	$B -r "$T/v2" $cmd > "$T/out" 2>&1 || rc=$?
-	[ "$rc" != 0 ] || { cat "$T/out"; fail "version 3 repository: $cmd succeeded"; }
-	grep -q "version 3" "$T/out" || { cat "$T/out"; fail "version 3 repository: message does not name the version"; }
+	[ "$rc" != 0 ] || { cat "$T/out"; fail "version 4 repository: $cmd succeeded"; }
+	grep -q "version 4" "$T/out" || { cat "$T/out"; fail "version 4 repository: message does not name the version"; }
 done
-[ "$(ls "$T/v2/snapshots" | wc -l)" = "$(ls "$R/snapshots" | wc -l)" ] || fail "version 3: backup wrote a snapshot"
-echo "ok: version 3 refused: exit $rc, '$(cat "$T/out")'"
+[ "$(ls "$T/v2/snapshots" | wc -l)" = "$(ls "$R/snapshots" | wc -l)" ] || fail "version 4: backup wrote a snapshot"
+echo "ok: version 4 refused: exit $rc, '$(cat "$T/out")'"
 intact "$R" "version"
 
 # ---------------------------------------------------------------------------

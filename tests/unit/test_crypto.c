@@ -25,12 +25,41 @@ int main(void)
 	CHECK(memcmp(id.b, want, 32) == 0);
 
 	/* streaming SHA-256 equals one-shot */
-	struct bw_sha256 *s = bw_sha256_new();
-	bw_sha256_update(s, "a", 1);
-	bw_sha256_update(s, "bc", 2);
+	struct bw_hash *s = bw_hash_new(BW_HASH_SHA256);
+	CHECK(s != NULL);
+	bw_hash_update(s, "a", 1);
+	bw_hash_update(s, "bc", 2);
 	struct bw_id id2;
-	bw_sha256_final(s, &id2);
+	bw_hash_final(s, &id2);
 	CHECK(memcmp(id2.b, want, 32) == 0);
+
+	/* BLAKE3 test vectors (the BLAKE3 team's test_vectors.json; b3sum agrees): input of
+	 * length n is bytes i % 251; key "whats the Elvish word for friend" */
+	static uint8_t in[102400];
+	for (size_t i = 0; i < sizeof in; i++)
+		in[i] = (uint8_t)(i % 251);
+	bw_hash(BW_HASH_BLAKE3, in, 0, &id);
+	hex_to("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", want, 32);
+	CHECK(memcmp(id.b, want, 32) == 0);
+	bw_hash(BW_HASH_BLAKE3, in, 1024, &id);
+	hex_to("42214739f095a406f3fc83deb889744ac00df831c10daa55189b5d121c855af7", want, 32);
+	CHECK(memcmp(id.b, want, 32) == 0);
+	/* streaming, in odd pieces, over the SIMD paths (many chunks) */
+	s = bw_hash_new(BW_HASH_BLAKE3);
+	CHECK(s != NULL);
+	bw_hash_update(s, in, 1);
+	bw_hash_update(s, in + 1, 40000);
+	bw_hash_update(s, in + 40001, sizeof in - 40001);
+	bw_hash_final(s, &id2);
+	bw_hash(BW_HASH_BLAKE3, in, sizeof in, &id);
+	CHECK(memcmp(id.b, id2.b, 32) == 0);
+	hex_to("bc3e3d41a1146b069abffad3c0d44860cf664390afce4d9661f7902e7943e085", want, 32);
+	CHECK(memcmp(id.b, want, 32) == 0);
+	uint8_t b3key[BW_KEY_LEN];
+	memcpy(b3key, "whats the Elvish word for friend", BW_KEY_LEN);
+	bw_blake3_keyed(b3key, in, 1024, &id);
+	hex_to("75c46f6f3d9eb4f55ecaaee480db732e6c2105546f1e675003687c31719c7ba4", want, 32);
+	CHECK(memcmp(id.b, want, 32) == 0);
 
 	/* RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
 	 * bw_mac_id takes a 32-byte key, so use test case with a 32-byte key

@@ -313,7 +313,7 @@ static void test_pack(const struct bw_keys *k, struct mem_be *m, int nblobs,
 	bw_buf_init(&enc, 0);
 	bw_buf_init(&dec, 0);
 	bw_buf_init(&whole, 0);
-	CHECK_EQ_INT(bw_pack_writer_new(&m->be, &w), 0);
+	CHECK_EQ_INT(bw_pack_writer_new(&m->be, BW_HASH_BLAKE3, &w), 0);
 	for (int i = 0; i < nblobs && w; i++) {
 		/* sizes from tiny to beyond the write buffer */
 		size_t len = nblobs > 100 ? (size_t)(i % 50)
@@ -335,8 +335,8 @@ static void test_pack(const struct bw_keys *k, struct mem_be *m, int nblobs,
 	CHECK(o != NULL);
 	if (!o)
 		goto out;
-	/* the name is the SHA-256 of the stored bytes */
-	bw_sha256(o->data.data, o->data.len, &check);
+	/* the name is the BLAKE3 hash of the stored bytes */
+	bw_hash(BW_HASH_BLAKE3, o->data.data, o->data.len, &check);
 	CHECK(!memcmp(check.b, pid.b, BW_ID_LEN));
 
 	CHECK_EQ_INT(bw_pack_read_header(&m->be, k, name, &rb, &rn), 0);
@@ -434,7 +434,7 @@ static void test_groups(const struct bw_keys *k, struct mem_be *m)
 	CHECK(c && c2 && ids && lens && p);
 	if (!c || !c2 || !ids || !lens || !p)
 		goto out;
-	CHECK_EQ_INT(bw_pack_writer_new(&m->be, &w), 0);
+	CHECK_EQ_INT(bw_pack_writer_new(&m->be, BW_HASH_BLAKE3, &w), 0);
 	for (int i = 0; i < N && w; i++) {
 		size_t len = i % 97 == 0 ? BW_GROUP_BLOB_MAX + (size_t)i % 500
 		                         : (size_t)(i * 7919) % 3000;
@@ -546,7 +546,7 @@ static void test_abort(const struct bw_keys *k, struct mem_be *m)
 	uint8_t blob[100] = {0};
 	struct bw_id id = {{0}};
 	size_t before = m->n;
-	CHECK_EQ_INT(bw_pack_writer_new(&m->be, &w), 0);
+	CHECK_EQ_INT(bw_pack_writer_new(&m->be, BW_HASH_BLAKE3, &w), 0);
 	CHECK_EQ_INT(bw_pack_writer_add(w, 0, &id, blob, sizeof blob, 10), 0);
 	CHECK_EQ_INT(bw_pack_writer_add(w, 0, &id, blob, 40, 10), BW_EINVAL);
 	CHECK_EQ_INT(bw_pack_writer_size(w), sizeof blob);

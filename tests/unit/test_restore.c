@@ -128,7 +128,7 @@ int main(void)
 	snprintf(q, sizeof q, "%s/src/sym", base);
 	CHECK(symlink("b", q) == 0);
 
-	struct bw_init_opts io = {{0, 0, 0}, 0, 1, 64 << 10};
+	struct bw_init_opts io = {{0, 0, 0}, 0, 1, 64 << 10, 0};
 	snprintf(p, sizeof p, "%s/repo", base);
 	CHECK(bw_repo_init(p, "pw", 2, &io, &r) == 0);
 	if (!r)
