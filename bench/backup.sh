@@ -341,6 +341,10 @@ run_step() {
   local run=$1 tool=$2 step=$3; shift 3
   local log="$LOGS/run$run-$tool-$step.log" tf="$LOGS/.time" rc secs rss
   printf '  %-8s %-8s ' "$tool" "$step" >&2
+  # what the steps before wrote (the last backup, a new restore file
+  # system's inode tables) goes to disk first, untimed: no step pays for
+  # another's writeback
+  sync
   set +e
   ( cd "$BENCH_DIR" && exec /usr/bin/time -f '%e %M' -o "$tf" "$@" ) >"$log" 2>&1 </dev/null
   rc=$?

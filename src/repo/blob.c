@@ -28,7 +28,7 @@ struct gmember {
 /* An opened group, known by its nonce, tag and stored size.  Backup
  * workers fill groups side by side, so a restore in tree order moves
  * between a few of them. */
-#define NGROUPS 4
+#define NGROUPS 3
 struct group {
 	uint8_t key[BW_NONCE_LEN + BW_TAG_LEN];
 	size_t stored;

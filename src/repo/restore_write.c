@@ -31,6 +31,7 @@ struct job {
 };
 
 #define NRUNS 1                   /* pack runs a worker keeps */
+#define PLAIN_KEEP (((size_t)2 << 20) + 8192) /* a larger plaintext buffer is freed */
 #define GAP_MAX ((uint32_t)256 << 10) /* read over gaps this small */
 #define LOOKAHEAD 512             /* blobs scanned for a run */
 
@@ -269,6 +270,12 @@ static int write_blob(struct ctx *c, struct wstate *w, const struct job *j,
 		return 1;
 	}
 	*bytes += s->raw;
+	/* the rare blob over 2 MiB leaves a buffer twice that size behind;
+	 * two workers holding one each is most of a restore's peak memory */
+	if (w->plain.cap > PLAIN_KEEP) {
+		bw_wipe(w->plain.data, w->plain.cap);
+		bw_buf_release(&w->plain);
+	}
 	return 0;
 }
 
