@@ -644,16 +644,22 @@ if ! skip micro; then
   say "3. rewrite microbenchmark ($MICRO_FILES files, $MICRO_ROUNDS round(s), $MICRO_OPS big-file writes)"
   GR="$T/guard_rewrite"
   cc -O2 -std=gnu11 -Wall -Wextra -o "$GR" "$HERE/guard_rewrite.c"
+  FL="$T/fanotify_floor"
+  cc -O2 -std=gnu11 -Wall -Wextra -pthread -o "$FL" "$HERE/fanotify_floor.c"
   M="$W/micro"
   for ((run = 1; run <= BENCH_RUNS; run++)); do
-    for mode in off on; do
+    # off, the guard, and a bare listener that allows every event at once
+    # (the kernel's own price for a permission round trip)
+    for mode in off on floor; do
       rm -rf "$M"
       mkdir -p "$M"
       "$GR" prepare "$M" "$MICRO_FILES" "$run"
       sync
       [[ $mode == on ]] && { rm -rf "$T/state-micro"; guard_start "$T/state-micro"; }
       rc=0
-      line=$(setsid -w "$GR" run "$M" "$MICRO_FILES" "$MICRO_OPS" "$MICRO_ROUNDS" 2>"$LOGS/micro-$mode-run$run.err") || rc=$?
+      floor=()
+      [[ $mode == floor ]] && floor=("$FL" "$MNT")
+      line=$(setsid -w "${floor[@]}" "$GR" run "$M" "$MICRO_FILES" "$MICRO_OPS" "$MICRO_ROUNDS" 2>"$LOGS/micro-$mode-run$run.err") || rc=$?
       if [[ $mode == on ]]; then
         a=$(ransomware_alerts "$T/state-micro")
         [[ "$a" -eq 0 ]] || problem "micro run $run: the guard raised $a alert(s) on the rewrite microbenchmark: $(grep '"event":"ransomware"' "$T/state-micro/alerts.jsonl" | head -n1 | cut -c1-400)"
