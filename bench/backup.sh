@@ -284,8 +284,8 @@ restored_root() {
   return 1
 }
 
-json_step() { # run tool step ok seconds maxrss_kib rc log
-  printf '{"type":"step","run":%s,"tool":"%s","step":"%s","ok":%s,"seconds":%s,"maxrss_kib":%s,"rc":%s,"log":"%s"}\n' \
+json_step() { # run tool step ok seconds maxrss_kib rc log user_s sys_s
+  printf '{"type":"step","run":%s,"tool":"%s","step":"%s","ok":%s,"seconds":%s,"maxrss_kib":%s,"rc":%s,"log":"%s","user_s":%s,"sys_s":%s}\n' \
     "$@" >>"$RESULTS"
 }
 json_size() { # run tool when bytes cache_bytes
@@ -339,24 +339,27 @@ warm() { # read the whole tree once so the data is in the page cache
 # run_step RUN TOOL STEP CMD...: time CMD, record seconds/peak RSS; returns CMD's status
 run_step() {
   local run=$1 tool=$2 step=$3; shift 3
-  local log="$LOGS/run$run-$tool-$step.log" tf="$LOGS/.time" rc secs rss
+  local log="$LOGS/run$run-$tool-$step.log" tf="$LOGS/.time" rc secs rss usr sys
   printf '  %-8s %-8s ' "$tool" "$step" >&2
   # what the steps before wrote (the last backup, a new restore file
   # system's inode tables) goes to disk first, untimed: no step pays for
   # another's writeback
   sync
   set +e
-  ( cd "$BENCH_DIR" && exec /usr/bin/time -f '%e %M' -o "$tf" "$@" ) >"$log" 2>&1 </dev/null
+  ( cd "$BENCH_DIR" && exec /usr/bin/time -f '%e %M %U %S' -o "$tf" "$@" ) >"$log" 2>&1 </dev/null
   rc=$?
   set -e
-  read -r secs rss < <(tail -n1 "$tf" 2>/dev/null || echo "0 0")
+  read -r secs rss usr sys < <(tail -n1 "$tf" 2>/dev/null || echo "0 0 0 0")
   [[ "$secs" =~ ^[0-9.]+$ ]] || secs=0
   [[ "$rss" =~ ^[0-9]+$ ]] || rss=0
+  [[ "$usr" =~ ^[0-9.]+$ ]] || usr=0
+  [[ "$sys" =~ ^[0-9.]+$ ]] || sys=0
   if [[ $rc -eq 0 ]]; then
-    json_step "$run" "$tool" "$step" true "$secs" "$rss" 0 "$log"
-    awk -v s="$secs" -v r="$rss" 'BEGIN { printf "%8.2f s %9.1f MB peak RSS\n", s, r / 1024 }' >&2
+    json_step "$run" "$tool" "$step" true "$secs" "$rss" 0 "$log" "$usr" "$sys"
+    awk -v s="$secs" -v r="$rss" -v u="$usr" -v y="$sys" \
+      'BEGIN { printf "%8.2f s %9.1f MB peak RSS %7.2f s CPU (%.2f user, %.2f sys)\n", s, r / 1024, u + y, u, y }' >&2
   else
-    json_step "$run" "$tool" "$step" false "$secs" "$rss" "$rc" "$log"
+    json_step "$run" "$tool" "$step" false "$secs" "$rss" "$rc" "$log" "$usr" "$sys"
     printf 'FAILED (exit %s), log: %s\n' "$rc" "$log" >&2
     tail -n 15 "$log" | sed 's/^/      | /' >&2
   fi
