@@ -296,7 +296,11 @@ void bw_rs_meta_fd(struct ctx *c, int fd, const char *path,
                    const struct meta *m)
 {
 	struct timespec ts[2];
-	if (c->chown_ok && fchown(fd, m->uid, m->gid))
+	struct stat cur;
+	/* most files already have the wanted owner (root restoring root's
+	 * files): an fstat is cheaper than an fchown, which dirties the inode */
+	if (c->chown_ok && (fstat(fd, &cur) || cur.st_uid != m->uid || cur.st_gid != m->gid) &&
+	    fchown(fd, m->uid, m->gid))
 		bw_rs_report(c, path, "cannot change owner to %u:%u: %s", m->uid,
 		             m->gid, strerror(errno));
 	set_xattrs(c, fd, NULL, path, m);
