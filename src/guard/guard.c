@@ -691,10 +691,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 			/* unless the file is empty and nobody else writes it: then
 			 * there is nothing to lose, and its writes need no event
 			 * (what is written is judged at close, as a new file) */
-			if (w && !w->copied && st.st_size == 0 && in->writers == 1) {
-				w->ns = 0;
-				w->size = 0;
-				w->copied = 1;
+			if (w && !w->copied && st.st_size == 0 && in->writers == 1 &&
+			    gi_wc_before_write(g, fd, &st, path, tgid, w, 0, 0, 0) == 0) {
 				empty = 1;
 				/* a new file may reuse a deleted one's inode number,
 				 * and with it a stale note of an ignore mark */
