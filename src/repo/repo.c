@@ -56,6 +56,17 @@ static void setup_cache(struct bw_repo *r)
 	r->cache_dir = strdup(p);
 }
 
+/* What the config says, for an opened or new repository. */
+static void repo_take_config(struct bw_repo *r, const struct bw_config *c)
+{
+	r->id = c->id;
+	r->chunker = c->chunker;
+	r->compression = c->compression;
+	r->version = c->version;
+	r->hash = c->version >= 3 ? BW_HASH_BLAKE3 : BW_HASH_SHA256;
+	setup_cache(r);
+}
+
 int bw_repo_init(const char *location, const char *pass, size_t passlen,
                  const struct bw_init_opts *o, struct bw_repo **out)
 {
@@ -109,12 +120,7 @@ int bw_repo_init(const char *location, const char *pass, size_t passlen,
 		goto out;
 	if ((r = bw_be_write(rp->be, BW_OBJ_CONFIG, "config", cfg.data, cfg.len)))
 		goto out;
-	rp->id = c.id;
-	rp->chunker = c.chunker;
-	rp->compression = c.compression;
-	rp->version = c.version;
-	rp->hash = c.version >= 3 ? BW_HASH_BLAKE3 : BW_HASH_SHA256;
-	setup_cache(rp);
+	repo_take_config(rp, &c);
 	*out = rp;
 	rp = NULL;
 out:
@@ -191,12 +197,7 @@ int bw_repo_open(const char *location, const char *pass, size_t passlen,
 		r = bw_errf(BW_EAUTH, "%s: config does not match the repository's keys (altered?)", location);
 		goto out;
 	}
-	rp->id = c.id;
-	rp->chunker = c.chunker;
-	rp->compression = c.compression;
-	rp->version = c.version;
-	rp->hash = c.version >= 3 ? BW_HASH_BLAKE3 : BW_HASH_SHA256;
-	setup_cache(rp);
+	repo_take_config(rp, &c);
 	*out = rp;
 	rp = NULL;
 	r = 0;

@@ -42,7 +42,8 @@ static inline void bw_repo_blob_id(const struct bw_repo *r, const void *p, size_
 }
 
 /* Whole objects (index, snapshot, lock, plan): [u8 codec][payload]
- * sealed with AD "bulwark <type>", stored under hex(SHA-256(stored)). */
+ * sealed with AD "bulwark <type>", stored under the hex of the format's
+ * hash of the stored bytes (r->hash). */
 int bw_repo_save_obj(struct bw_repo *r, enum bw_obj t, const void *p,
                      size_t n, struct bw_id *id) BW_WUR;
 /* Load, check the name against the content hash, decrypt, decompress. */
