@@ -94,9 +94,16 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 	 * nothing of anyone's; a tree is not enough: an attacker started from
 	 * a user's shell shares the session of everything made there */
 	int made = in && pid > 0 && in->born_pid == pid;
-	if (in && in->hold)
+	struct stat st;
+	/* The held inode still has a name: the one removed was one of its
+	 * hard links, or the number was freed by an unheld file and reused
+	 * by the one held now.  Either way this entry belongs to a live file
+	 * whose descriptor still protects it: keep both (closing it would
+	 * leave that file's later deletion with nothing to copy from). */
+	int linked = fd >= 0 && !fstat(fd, &st) && st.st_nlink > 0;
+	if (in && in->hold && !linked)
 		g->nheld--;
-	if (in) {
+	if (in && !linked) {
 		/* the inode dies with this name; its number will be reused */
 		uint64_t keep = in->ino;
 		gi_wc_end(in);
@@ -104,7 +111,6 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 		in->ino = keep;
 	}
 	int real = 0;
-	struct stat st;
 	if (fd >= 0 && copy && !made && !fstat(fd, &st) && st.st_size > 0) {
 		/* the content must be kept even if the verdict comes later */
 		if (gi_vault_copy(g, fd, &st, path, pid, NULL)) {
@@ -113,6 +119,8 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 		}
 	}
 	pthread_mutex_unlock(&g->lock);
+	if (linked)
+		return 0; /* the content is still reachable: nothing was lost */
 	if (fd >= 0 && copy && !own && !fstat(fd, &st) && st.st_size > 0) {
 		real = bw_new_file_ciphertext_like(fd) == 0;
 		*size = (uint64_t)st.st_size;

@@ -179,6 +179,24 @@ cmp -s "$T/orig" "$DATA/$f" && fail "dry run changed the file"
 cmp -s "$T/orig" "$DATA/$f" || fail "rollback on demand did not restore $f"
 echo "rollback on demand: restored"
 
+# ---- a hard link's removal leaves the other name protected ----------------
+# the held descriptor must survive the removal of one of the inode's names,
+# or a later delete of the last name finds nothing to copy from
+seq 1 30000 >"$DATA/hl-a.txt"
+cp "$DATA/hl-a.txt" "$T/hl-orig"
+ln "$DATA/hl-a.txt" "$DATA/hl-b.txt"
+sleep 0.5
+rm "$DATA/hl-b.txt"
+sleep 2.2
+rm "$DATA/hl-a.txt"
+sleep 0.5
+"$BW" guard rollback --state-dir "$T/state" --since 1s >"$T/rb-hl.out" 2>&1 ||
+	fail "rollback of a deleted hard-linked file failed: $(cat "$T/rb-hl.out")"
+cmp -s "$T/hl-orig" "$DATA/hl-a.txt" ||
+	fail "a file deleted after one of its hard links was lost: $(cat "$T/rb-hl.out")"
+rm -f "$DATA/hl-a.txt" "$DATA/hl-b.txt"
+echo "hard links: the last name's content kept after another name was removed"
+
 # ---- truncate(2) by name of files nobody has open for writing ------------
 # no permission event reaches the guard for it (reads of such files are
 # not watched); the modification watch must still catch it and stop it
