@@ -129,13 +129,15 @@ static int copy_pages(struct bw_guard *g, int fd, const struct stat *st,
 			return bw_from_errno(errno);
 		if ((uint64_t)n < len) /* shorter now: the rest reads as zeros */
 			memset(g->copybuf + n, 0, len - (uint64_t)n);
-		int e = bw_pwrite_full(w->vfd, g->copybuf, len, at);
+		/* zeros stay a hole of the sparse copy: they read back the same */
+		uint64_t stored = 0;
+		int e = gi_write_nonzero(w->vfd, g->copybuf, len, at, &stored);
 		if (e)
 			return e;
 		for (uint64_t k = at / PAGE; k < p; k++)
 			w->pages[k / 64] |= 1ULL << (k % 64);
 		w->ncopied += p - at / PAGE;
-		g->vault_bytes += len;
+		g->vault_bytes += stored;
 		gi_journal_range(g, pid, path, st, vp, at, len);
 	}
 	return 0;

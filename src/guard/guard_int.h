@@ -240,7 +240,16 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
                   const char *path, pid_t pid, struct gi_wcopy *w);
 /* Copy size bytes from in to out (both at offset 0), data regions only:
  * holes stay holes.  Used for vault copies and for restores from them. */
-int gi_copy_sparse(int in, int out, uint64_t size) BW_WUR;
+/* Copy in's data regions to out (holes stay holes); with buf (GI_PACK_MAX
+ * bytes) 4 KiB blocks of zeros stay holes too (a vault copy reads back
+ * the same). */
+int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf) BW_WUR;
+/* Write the runs of n bytes at buf that are not 4 KiB blocks of zeros to
+ * out at offset at; *stored (if not NULL) grows by the bytes written. */
+int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,
+                     uint64_t *stored) BW_WUR;
+/* Whether the n bytes at p are all zero. */
+int gi_all_zero(const uint8_t *p, size_t n);
 int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off,
                        char *out, size_t n);
 void gi_vault_maintain(struct bw_guard *g);

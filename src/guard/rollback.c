@@ -424,7 +424,7 @@ static int copy_whole(int in, int out, int64_t off, uint64_t len, off_t *size)
 		return -1;
 	if (off < 0) {
 		*size = st.st_size;
-		return gi_copy_sparse(in, out, (uint64_t)st.st_size) ? -1 : 0;
+		return gi_copy_sparse(in, out, (uint64_t)st.st_size, NULL) ? -1 : 0;
 	}
 	*size = (off_t)len;
 	if ((uint64_t)off + len > (uint64_t)st.st_size) {

@@ -176,8 +176,73 @@ static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
 	return 0;
 }
 
-/* Copy data regions only; holes stay holes. */
-int gi_copy_sparse(int in, int out, uint64_t size)
+int gi_all_zero(const uint8_t *p, size_t n)
+{
+	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
+}
+
+int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,
+                     uint64_t *stored)
+{
+	const size_t B = 4096;
+	size_t a = 0;
+	while (a < n) {
+		size_t bl = n - a < B ? n - a : B;
+		if (gi_all_zero(buf + a, bl)) {
+			a += bl;
+			continue;
+		}
+		size_t b = a + bl;
+		while (b < n && !gi_all_zero(buf + b, n - b < B ? n - b : B))
+			b += n - b < B ? n - b : B;
+		int e = bw_pwrite_full(out, buf + a, b - a, at + a);
+		if (e)
+			return e;
+		if (stored)
+			*stored += b - a;
+		a = b;
+	}
+	return 0;
+}
+
+/* Copy [pos, end) of in to the same offsets of out: in the kernel, or
+ * through buf leaving blocks of zeros out. */
+static int copy_region(int in, int out, off_t pos, off_t end, uint8_t *buf)
+{
+	while (pos < end) {
+		size_t want = (size_t)(end - pos);
+		ssize_t n;
+		if (buf) {
+			if (want > GI_PACK_MAX)
+				want = GI_PACK_MAX;
+			n = pread(in, buf, want, pos);
+			if (n > 0) {
+				int e = gi_write_nonzero(out, buf, (size_t)n, (uint64_t)pos, NULL);
+				if (e)
+					return e;
+				pos += n;
+			}
+		} else {
+			if (want > (1u << 30))
+				want = 1u << 30;
+			if (lseek(out, pos, SEEK_SET) < 0)
+				return bw_from_errno(errno);
+			n = sendfile(out, in, &pos, want);
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			return bw_from_errno(errno);
+		}
+		if (n == 0)
+			break;
+	}
+	return 0;
+}
+
+/* Copy data regions only; holes stay holes, and with buf (GI_PACK_MAX
+ * bytes) so do blocks of zeros. */
+int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf)
 {
 	off_t off = 0;
 	while ((uint64_t)off < size) {
@@ -188,24 +253,11 @@ int gi_copy_sparse(int in, int out, uint64_t size)
 			data = off; /* no SEEK_DATA: copy everything */
 		}
 		off_t hole = lseek(in, data, SEEK_HOLE);
-		if (hole < 0)
+		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
-		off_t pos = data;
-		while (pos < hole) {
-			size_t want = (size_t)(hole - pos);
-			if (want > (1u << 30))
-				want = 1u << 30;
-			if (lseek(out, pos, SEEK_SET) < 0)
-				return bw_from_errno(errno);
-			ssize_t w = sendfile(out, in, &pos, want);
-			if (w < 0) {
-				if (errno == EINTR)
-					continue;
-				return bw_from_errno(errno);
-			}
-			if (w == 0)
-				break;
-		}
+		int e = copy_region(in, out, data, hole, buf);
+		if (e)
+			return e;
 		off = hole;
 	}
 	if (ftruncate(out, (off_t)size))
@@ -241,7 +293,10 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		if (out < 0)
 			return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
 			               strerror(errno));
-		r = gi_copy_sparse(fd, out, size);
+		if (!g->copybuf && !(g->copybuf = malloc(PACK_MAX)))
+			r = BW_ENOMEM;
+		else
+			r = gi_copy_sparse(fd, out, size, g->copybuf);
 		struct stat cst;
 		if (!r && fstat(out, &cst) == 0)
 			g->vault_bytes += (uint64_t)cst.st_blocks * 512;
