@@ -116,7 +116,7 @@ static int copy_pages(struct bw_guard *g, int fd, const struct stat *st,
                       const char *path, pid_t pid, struct gi_wcopy *w,
                       uint64_t p0, uint64_t p1)
 {
-	if (!g->copybuf && !(g->copybuf = malloc(1u << 20)))
+	if (!gi_copybuf(g))
 		return BW_ENOMEM;
 	char vp[4300];
 	gi_vault_copy_path(g, w->ns, st->st_ino, -1, vp, sizeof vp);

@@ -120,7 +120,7 @@ struct bw_guard {
 	int seg_fd;               /* the segment small copies are appended to */
 	int64_t seg_ns;
 	uint64_t seg_off;
-	uint8_t *copybuf;
+	uint8_t *copybuf;         /* GI_PACK_MAX bytes, see gi_copybuf */
 	char (*pre_paths)[4096]; /* files open for writing before the marks */
 	int npre;
 	char copies_path[4200];
@@ -239,10 +239,9 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
                   const char *path, pid_t pid, struct gi_wcopy *w);
 /* Copy size bytes from in to out (both at offset 0), data regions only:
- * holes stay holes.  Used for vault copies and for restores from them. */
-/* Copy in's data regions to out (holes stay holes); with buf (GI_PACK_MAX
- * bytes) 4 KiB blocks of zeros stay holes too (a vault copy reads back
- * the same). */
+ * holes stay holes; with buf (GI_PACK_MAX bytes, vault copies) 4 KiB
+ * blocks of zeros stay holes too (they read back the same).  Restores
+ * pass NULL and copy in the kernel. */
 int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf) BW_WUR;
 /* Write the runs of n bytes at buf that are not 4 KiB blocks of zeros to
  * out at offset at; *stored (if not NULL) grows by the bytes written. */
@@ -250,6 +249,9 @@ int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,
                      uint64_t *stored) BW_WUR;
 /* Whether the n bytes at p are all zero. */
 int gi_all_zero(const uint8_t *p, size_t n);
+/* The permission thread's copy buffer (GI_PACK_MAX bytes), made on first
+ * use; NULL if out of memory. */
+uint8_t *gi_copybuf(struct bw_guard *g);
 int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off,
                        char *out, size_t n);
 void gi_vault_maintain(struct bw_guard *g);

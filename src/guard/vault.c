@@ -146,7 +146,7 @@ int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off
 static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
                        int64_t *off)
 {
-	if (!g->copybuf && !(g->copybuf = malloc(PACK_MAX)))
+	if (!gi_copybuf(g))
 		return BW_ENOMEM;
 	if (g->seg_fd < 0 || g->seg_off + size > SEG_MAX) {
 		if (g->seg_fd >= 0)
@@ -176,33 +176,42 @@ static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
 	return 0;
 }
 
+uint8_t *gi_copybuf(struct bw_guard *g)
+{
+	if (!g->copybuf)
+		g->copybuf = malloc(GI_PACK_MAX);
+	return g->copybuf;
+}
+
 int gi_all_zero(const uint8_t *p, size_t n)
 {
 	return n == 0 || (p[0] == 0 && memcmp(p, p + 1, n - 1) == 0);
 }
 
+static int put_run(int out, const uint8_t *buf, size_t from, size_t to,
+                   uint64_t at, uint64_t *stored)
+{
+	if (stored)
+		*stored += to - from;
+	return bw_pwrite_full(out, buf + from, to - from, at + from);
+}
+
 int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,
                      uint64_t *stored)
 {
-	const size_t B = 4096;
-	size_t a = 0;
-	while (a < n) {
-		size_t bl = n - a < B ? n - a : B;
-		if (gi_all_zero(buf + a, bl)) {
-			a += bl;
-			continue;
+	size_t run = n; /* start of the run of data blocks being gathered */
+	for (size_t a = 0; a < n; a += 4096) {
+		if (!gi_all_zero(buf + a, n - a < 4096 ? n - a : 4096)) {
+			if (run == n)
+				run = a;
+		} else if (run < n) {
+			int e = put_run(out, buf, run, a, at, stored);
+			if (e)
+				return e;
+			run = n;
 		}
-		size_t b = a + bl;
-		while (b < n && !gi_all_zero(buf + b, n - b < B ? n - b : B))
-			b += n - b < B ? n - b : B;
-		int e = bw_pwrite_full(out, buf + a, b - a, at + a);
-		if (e)
-			return e;
-		if (stored)
-			*stored += b - a;
-		a = b;
 	}
-	return 0;
+	return run < n ? put_run(out, buf, run, n, at, stored) : 0;
 }
 
 /* Copy [pos, end) of in to the same offsets of out: in the kernel, or
@@ -293,10 +302,8 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		if (out < 0)
 			return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
 			               strerror(errno));
-		if (!g->copybuf && !(g->copybuf = malloc(PACK_MAX)))
-			r = BW_ENOMEM;
-		else
-			r = gi_copy_sparse(fd, out, size, g->copybuf);
+		uint8_t *buf = gi_copybuf(g);
+		r = buf ? gi_copy_sparse(fd, out, size, buf) : BW_ENOMEM;
 		struct stat cst;
 		if (!r && fstat(out, &cst) == 0)
 			g->vault_bytes += (uint64_t)cst.st_blocks * 512;
