@@ -324,10 +324,12 @@ int bw_looks_base64(const uint8_t *p, size_t n)
 
 /* ---- sampling ------------------------------------------------------------- */
 
-/* Bytes of one version: a descriptor or a buffer. */
+/* Bytes of one version: a descriptor, a buffer or a reader. */
 struct src {
 	int fd;
 	const uint8_t *mem;
+	bw_sample_read_fn rd;
+	void *arg;
 	uint64_t size;
 	uint64_t *bytes_read;
 };
@@ -342,7 +344,11 @@ static int src_read(const struct src *s, uint64_t off, uint8_t *buf,
 		return 0;
 	if (len > s->size - off)
 		len = (size_t)(s->size - off);
-	if (s->fd < 0) {
+	if (s->rd) {
+		int r = s->rd(s->arg, off, buf, len, got);
+		if (r)
+			return r;
+	} else if (s->fd < 0) {
 		memcpy(buf, s->mem + off, len);
 		*got = len;
 	} else {
@@ -552,6 +558,7 @@ static int src_init(struct src *s, int fd, const uint8_t *mem, uint64_t len,
 {
 	s->fd = fd;
 	s->mem = mem;
+	s->rd = NULL;
 	s->size = len;
 	s->bytes_read = counter;
 	if (fd >= 0) {
@@ -782,9 +789,9 @@ static int compare(struct ctx *c, struct bw_sample_cmp *out, int have_old)
 	return 0;
 }
 
-static int run(int old_fd, const uint8_t *old, size_t old_len, int have_old,
-               int new_fd, const uint8_t *cur, size_t cur_len,
-               struct bw_sample_cmp *out)
+static int run_rd(int old_fd, const uint8_t *old, size_t old_len, int have_old,
+                  bw_sample_read_fn rd, void *arg, int new_fd, const uint8_t *cur,
+                  size_t cur_len, struct bw_sample_cmp *out)
 {
 	struct ctx *c = ctx_new();
 	int r;
@@ -795,10 +802,19 @@ static int run(int old_fd, const uint8_t *old, size_t old_len, int have_old,
 	if (have_old &&
 	    (r = src_init(&c->old, old_fd, old, old_len, &out->bytes_read)))
 		goto out;
+	c->old.rd = rd;
+	c->old.arg = arg;
 	r = compare(c, out, have_old);
 out:
 	free(c);
 	return r;
+}
+
+static int run(int old_fd, const uint8_t *old, size_t old_len, int have_old,
+               int new_fd, const uint8_t *cur, size_t cur_len,
+               struct bw_sample_cmp *out)
+{
+	return run_rd(old_fd, old, old_len, have_old, NULL, NULL, new_fd, cur, cur_len, out);
 }
 
 int bw_sample_compare(int old_fd, int new_fd, struct bw_sample_cmp *out)
@@ -809,6 +825,17 @@ int bw_sample_compare(int old_fd, int new_fd, struct bw_sample_cmp *out)
 	if (new_fd < 0)
 		return BW_EINVAL;
 	return run(old_fd, NULL, 0, old_fd >= 0, new_fd, NULL, 0, out);
+}
+
+int bw_sample_compare_rd(bw_sample_read_fn rd, void *arg, uint64_t old_len, int new_fd,
+                         struct bw_sample_cmp *out)
+{
+	if (!out)
+		return BW_EINVAL;
+	memset(out, 0, sizeof *out);
+	if (new_fd < 0 || !rd)
+		return BW_EINVAL;
+	return run_rd(-1, NULL, (size_t)old_len, 1, rd, arg, new_fd, NULL, 0, out);
 }
 
 int bw_sample_compare_mem(const uint8_t *old, size_t old_len,

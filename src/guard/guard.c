@@ -1129,6 +1129,7 @@ void bw_guard_free(struct bw_guard *g)
 	if (g->seg_fd >= 0)
 		close(g->seg_fd);
 	free(g->copybuf);
+	gz_writer_release(&g->gz);
 	free(g->pre_paths);
 	for (size_t i = g->qhead; i < g->qtail; i++)
 		gi_job_release(&g->q[i % g->qcap]);

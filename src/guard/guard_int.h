@@ -6,6 +6,7 @@
 #include <bulwark/guard.h>
 
 #include "proc.h"
+#include "zcopy.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -121,6 +122,7 @@ struct bw_guard {
 	int64_t seg_ns;
 	uint64_t seg_off;
 	uint8_t *copybuf;         /* GI_PACK_MAX bytes, see gi_copybuf */
+	struct gz_writer gz;      /* for compressed copies (lock held) */
 	char (*pre_paths)[4096]; /* files open for writing before the marks */
 	int npre;
 	char copies_path[4200];
@@ -234,15 +236,14 @@ int gi_vault_release(struct bw_guard *g, uint64_t ino, const char *path,
 /* Copy a file's content to the vault before it changes (lock held).
  * Small files are appended to the current segment (one file creation per
  * 64 MiB instead of one per copy: ext4's inode allocator is the cost);
- * larger ones get a sparse file of their own.  Sets w->ns/off/size. */
+ * larger ones get a compressed copy of their own (zcopy.h).  Sets
+ * w->ns/off/size. */
 #define GI_PACK_MAX (1u << 20)
 int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
                   const char *path, pid_t pid, struct gi_wcopy *w);
-/* Copy size bytes from in to out (both at offset 0), data regions only:
- * holes stay holes; with buf (GI_PACK_MAX bytes, vault copies) 4 KiB
- * blocks of zeros stay holes too (they read back the same).  Restores
- * pass NULL and copy in the kernel. */
-int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf) BW_WUR;
+/* Copy size bytes from in to out (both at offset 0) in the kernel, data
+ * regions only: holes stay holes (restores of uncompressed copies). */
+int gi_copy_sparse(int in, int out, uint64_t size) BW_WUR;
 /* Write the runs of n bytes at buf that are not 4 KiB blocks of zeros to
  * out at offset at; *stored (if not NULL) grows by the bytes written. */
 int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,

@@ -131,6 +131,9 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
 		json_object_set_new(o, "off", json_integer(off));
 	if (o && ranged)
 		json_object_set_new(o, "ranged", json_true());
+	/* a whole copy of a file of its own is compressed (zcopy.h) */
+	if (o && off < 0 && !ranged)
+		json_object_set_new(o, "z", json_true());
 	put(g, o);
 }
 

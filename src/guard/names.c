@@ -327,6 +327,11 @@ void *gi_names_thread(void *arg)
 	return NULL;
 }
 
+static int gz_read_fn(void *arg, uint64_t off, uint8_t *buf, size_t len, size_t *got)
+{
+	return gz_read(arg, off, buf, len, got);
+}
+
 static void analyse(struct bw_guard *g, struct gi_job *j)
 {
 	char path[4096];
@@ -402,7 +407,13 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 				free(b);
 			}
 		} else {
-			r = bw_sample_compare(ofd, j->fd, &c);
+			/* a file of its own: compressed (zcopy.h) */
+			struct gz_reader z;
+			r = gz_open(&z, ofd);
+			if (!r) {
+				r = bw_sample_compare_rd(gz_read_fn, &z, z.size, j->fd, &c);
+				gz_close(&z);
+			}
 			close(ofd);
 		}
 		if (r)

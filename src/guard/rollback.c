@@ -37,6 +37,7 @@ struct rb_ino {
 	char *copy;         /* first copy in the window by the processes */
 	int64_t copy_off;   /* its offset in a segment, -1 for a file of its own */
 	uint64_t copy_len;
+	int copy_z;         /* compressed (zcopy.h) */
 	unsigned mode, uid, gid;
 	int64_t mtime;
 	/* a ranged first copy: the file is rebuilt from a base (the current
@@ -48,6 +49,7 @@ struct rb_ino {
 	char *base;
 	int64_t base_off, base_t;
 	uint64_t base_len;
+	int base_z;
 	int touched, created;
 	int dead;           /* deleted or replaced: its number may come back */
 };
@@ -193,6 +195,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				set_str(&r->copy, e->vault);
 				r->copy_off = e->off;
 				r->copy_len = e->size;
+				r->copy_z = e->z;
 				r->ranged = e->ranged;
 				r->mode = e->mode; r->uid = e->uid; r->gid = e->gid;
 				r->mtime = e->mtime;
@@ -200,6 +203,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				set_str(&r->base, e->vault);
 				r->base_off = e->off;
 				r->base_len = e->size;
+				r->base_z = e->z;
 				r->base_t = e->t;
 			}
 		}
@@ -415,23 +419,27 @@ static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
 }
 
 /* Copy a whole copy to out at 0: len bytes at off of a segment (off >= 0),
- * or all of a file of its own.  Sets *size to what was copied; -1 and
- * errno on failure. */
-static int copy_whole(int in, int out, int64_t off, uint64_t len, off_t *size)
+ * or all of a file of its own, compressed (z) or not.  Sets *size to its
+ * length.  0 or an error code. */
+static int copy_whole(int in, int out, int64_t off, uint64_t len, int z, off_t *size)
 {
 	struct stat st;
 	if (fstat(in, &st))
-		return -1;
+		return bw_from_errno(errno);
+	if (off < 0 && z) {
+		uint64_t n = 0;
+		int r = gz_restore(in, out, &n);
+		*size = (off_t)n;
+		return r;
+	}
 	if (off < 0) {
 		*size = st.st_size;
-		return gi_copy_sparse(in, out, (uint64_t)st.st_size, NULL) ? -1 : 0;
+		return gi_copy_sparse(in, out, (uint64_t)st.st_size);
 	}
 	*size = (off_t)len;
-	if ((uint64_t)off + len > (uint64_t)st.st_size) {
-		errno = EINVAL; /* the segment is shorter than the journal says */
-		return -1;
-	}
-	return copy_packed_out(in, out, off, len);
+	if ((uint64_t)off + len > (uint64_t)st.st_size)
+		return BW_EFORMAT; /* the segment is shorter than the journal says */
+	return copy_packed_out(in, out, off, len) ? bw_from_errno(errno) : 0;
 }
 
 /* Fill out with the old content of r: its first copy, or for a ranged
@@ -443,15 +451,18 @@ static int write_old(const struct rb_ino *r, int out, const char *target, off_t 
 	const char *from;
 	int64_t off = -1;
 	uint64_t len = 0;
+	int z = 0;
 	if (!r->ranged) {
 		from = r->copy;
 		off = r->copy_off;
 		len = r->copy_len;
+		z = r->copy_z;
 	} else if (r->base) {
 		/* the base: a whole copy taken after the ranged one ... */
 		from = r->base;
 		off = r->base_off;
 		len = r->base_len;
+		z = r->base_z;
 	} else if (r->cur && !lstat(r->cur, &cur) && cur.st_ino == r->ino &&
 	           S_ISREG(cur.st_mode)) {
 		from = r->cur; /* ... or the file as it is now */
@@ -463,10 +474,11 @@ static int write_old(const struct rb_ino *r, int out, const char *target, off_t 
 	if (in < 0)
 		return bw_errf(BW_ENOENT, "%s: %s %s: %s", target,
 		               from == r->cur ? "file" : "vault copy", from, strerror(errno));
-	int rr = copy_whole(in, out, off, len, size);
+	int rr = copy_whole(in, out, off, len, z, size);
 	close(in);
 	if (rr)
-		return bw_errf(BW_EIO, "%s: restore failed: %s", target, strerror(errno));
+		return bw_errf(BW_EIO, "%s: restore failed: %s: %s", target, from,
+		               bw_strerror(rr));
 	if (!r->ranged)
 		return 0;
 	*size = (off_t)r->copy_len; /* its size before the first write */
@@ -794,6 +806,7 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	json_t *offv = json_object_get(o, "off");
 	x.off = json_is_integer(offv) ? (int64_t)json_integer_value(offv) : -1;
 	x.ranged = json_is_true(json_object_get(o, "ranged"));
+	x.z = json_is_true(json_object_get(o, "z"));
 	int64_t rat = get_int(o, "at"), rlen = get_int(o, "len");
 	if (x.off < -1 || x.size > (1ULL << 50) || rat < 0 || rlen < 0 ||
 	    (uint64_t)rat > (1ULL << 50) || (uint64_t)rlen > (1ULL << 30))

@@ -214,30 +214,16 @@ int gi_write_nonzero(int out, const uint8_t *buf, size_t n, uint64_t at,
 	return run < n ? put_run(out, buf, run, n, at, stored) : 0;
 }
 
-/* Copy [pos, end) of in to the same offsets of out: in the kernel, or
- * through buf leaving blocks of zeros out. */
-static int copy_region(int in, int out, off_t pos, off_t end, uint8_t *buf)
+/* Copy [pos, end) of in to the same offsets of out, in the kernel. */
+static int copy_region(int in, int out, off_t pos, off_t end)
 {
 	while (pos < end) {
 		size_t want = (size_t)(end - pos);
-		ssize_t n;
-		if (buf) {
-			if (want > GI_PACK_MAX)
-				want = GI_PACK_MAX;
-			n = pread(in, buf, want, pos);
-			if (n > 0) {
-				int e = gi_write_nonzero(out, buf, (size_t)n, (uint64_t)pos, NULL);
-				if (e)
-					return e;
-				pos += n;
-			}
-		} else {
-			if (want > (1u << 30))
-				want = 1u << 30;
-			if (lseek(out, pos, SEEK_SET) < 0)
-				return bw_from_errno(errno);
-			n = sendfile(out, in, &pos, want);
-		}
+		if (want > (1u << 30))
+			want = 1u << 30;
+		if (lseek(out, pos, SEEK_SET) < 0)
+			return bw_from_errno(errno);
+		ssize_t n = sendfile(out, in, &pos, want);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -249,9 +235,7 @@ static int copy_region(int in, int out, off_t pos, off_t end, uint8_t *buf)
 	return 0;
 }
 
-/* Copy data regions only; holes stay holes, and with buf (GI_PACK_MAX
- * bytes) so do blocks of zeros. */
-int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf)
+int gi_copy_sparse(int in, int out, uint64_t size)
 {
 	off_t off = 0;
 	while ((uint64_t)off < size) {
@@ -264,7 +248,7 @@ int gi_copy_sparse(int in, int out, uint64_t size, uint8_t *buf)
 		off_t hole = lseek(in, data, SEEK_HOLE);
 		if (hole < 0 || (uint64_t)hole > size)
 			hole = (off_t)size;
-		int e = copy_region(in, out, data, hole, buf);
+		int e = copy_region(in, out, data, hole);
 		if (e)
 			return e;
 		off = hole;
@@ -302,11 +286,10 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		if (out < 0)
 			return bw_errf(bw_from_errno(errno), "vault copy of %s: %s", path,
 			               strerror(errno));
-		uint8_t *buf = gi_copybuf(g);
-		r = buf ? gi_copy_sparse(fd, out, size, buf) : BW_ENOMEM;
-		struct stat cst;
-		if (!r && fstat(out, &cst) == 0)
-			g->vault_bytes += (uint64_t)cst.st_blocks * 512;
+		uint64_t stored = 0;
+		r = gz_write(&g->gz, fd, out, size, &stored);
+		if (!r)
+			g->vault_bytes += stored;
 		close(out);
 		if (r) {
 			unlinkat(g->copies_fd, name, 0);
