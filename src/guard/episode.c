@@ -174,7 +174,7 @@ static int ranged_open(struct bw_guard *g, const struct stat *st, const char *pa
 	g->copies_n++;
 	g->copies++;
 	gi_vault_copy_path(g, w->ns, st->st_ino, -1, vp, sizeof vp);
-	gi_journal_copy(g, pid, path, st, vp, -1, 1);
+	gi_journal_copy(g, pid, path, st, vp, -1, 1, 0);
 	return 0;
 }
 
@@ -251,11 +251,12 @@ int gi_wc_event(struct bw_guard *g, int fd, const struct stat *st,
 		if (w->copied)
 			continue;
 		if (w->sid != first)
-			gi_journal_copy(g, w->sid, path, st, vp, snap.off, 0);
+			gi_journal_copy(g, w->sid, path, st, vp, snap.off, 0, snap.z);
 		if (!w->pages) {
 			w->ns = snap.ns;
 			w->off = snap.off;
 			w->size = snap.size;
+			w->z = snap.z;
 		}
 		w->copied = 1;
 	}

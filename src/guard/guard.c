@@ -377,6 +377,7 @@ int gi_job_copy(struct gi_job *j, const struct gi_wcopy *w)
 	j->copy_ns = -1;
 	j->copy_off = -1;
 	j->copy_size = 0;
+	j->copy_z = 0;
 	j->runs = NULL;
 	j->nruns = 0;
 	if (!w || (!w->copied && !w->pages) || w->ns < 0)
@@ -384,6 +385,7 @@ int gi_job_copy(struct gi_job *j, const struct gi_wcopy *w)
 	j->copy_ns = w->ns;
 	j->copy_off = w->off;
 	j->copy_size = w->size;
+	j->copy_z = w->z;
 	if (w->pages && w->ncopied < w->npages) {
 		/* only the ranges written so far are in the copy */
 		j->runs = malloc(GI_JOB_RUNS * sizeof *j->runs);

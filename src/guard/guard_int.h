@@ -44,6 +44,7 @@ struct gi_wcopy {
 	                     was empty; -1: nothing copied yet */
 	int64_t off;      /* offset in the segment; -1 = a file of its own */
 	uint64_t size;    /* the file's size when the copy began */
+	int z;            /* compressed (zcopy.h); ranged copies never are */
 	/* ranged copies (files over GI_PACK_MAX): pages copied so far */
 	uint64_t *pages;  /* bitmap of 4 KiB pages; NULL: not ranged */
 	uint64_t npages, ncopied;
@@ -184,6 +185,7 @@ struct gi_job {
 	int64_t copy_ns;  /* the copy before this episode; 0 new/empty; -1 none */
 	int64_t copy_off; /* as in gi_wcopy */
 	uint64_t copy_size;
+	int copy_z;
 	uint64_t ino;
 	dev_t dev;
 	struct gi_run *runs; /* a ranged copy: the ranges it holds (owned) */
@@ -264,10 +266,11 @@ void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
                 const char *path, const char *to, const struct stat *st,
                 const char *vault);
 /* a copy entry; off >= 0: packed at that offset of the segment vault;
- * ranged: the vault holds only the ranges of the "range" entries after it */
+ * ranged: the vault holds only the ranges of the "range" entries after it;
+ * z: compressed (zcopy.h) */
 void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
                      const struct stat *st, const char *vault, int64_t off,
-                     int ranged);
+                     int ranged, int z);
 /* len bytes at offset at of the file were copied to the ranged copy vault */
 void gi_journal_range(struct bw_guard *g, pid_t pid, const char *path,
                       const struct stat *st, const char *vault, uint64_t at,

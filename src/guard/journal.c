@@ -123,7 +123,7 @@ void gi_journal(struct bw_guard *g, const char *op, pid_t pid,
 
 void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
                      const struct stat *st, const char *vault, int64_t off,
-                     int ranged)
+                     int ranged, int z)
 {
 	json_t *o = entry(g, "copy", pid, path, NULL, st, vault);
 	/* packed: where in the segment the bytes are */
@@ -131,8 +131,7 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
 		json_object_set_new(o, "off", json_integer(off));
 	if (o && ranged)
 		json_object_set_new(o, "ranged", json_true());
-	/* a whole copy of a file of its own is compressed (zcopy.h) */
-	if (o && off < 0 && !ranged)
+	if (o && z)
 		json_object_set_new(o, "z", json_true());
 	put(g, o);
 }

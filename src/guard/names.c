@@ -332,6 +332,17 @@ static int gz_read_fn(void *arg, uint64_t off, uint8_t *buf, size_t len, size_t 
 	return gz_read(arg, off, buf, len, got);
 }
 
+struct mem_src { uint8_t *p; uint64_t n; };
+
+static int mem_read_fn(void *arg, uint64_t off, uint8_t *buf, size_t len, size_t *got)
+{
+	const struct mem_src *m = arg;
+	*got = off >= m->n ? 0 : m->n - off < len ? (size_t)(m->n - off) : len;
+	if (*got)
+		memcpy(buf, m->p + off, *got);
+	return 0;
+}
+
 static void analyse(struct bw_guard *g, struct gi_job *j)
 {
 	char path[4096];
@@ -375,45 +386,35 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 			free(ob);
 			free(nb);
 		} else if (j->copy_off >= 0) {
-			/* a packed copy (at most 1 MiB): compared in memory */
-			uint8_t *ob = malloc(j->copy_size ? j->copy_size : 1);
-			struct stat nst;
-			uint8_t *nb = NULL;
-			ssize_t on = ob ? pread(ofd, ob, j->copy_size, j->copy_off) : -1;
+			/* a packed copy (at most 1 MiB): read into memory */
+			struct mem_src old = {malloc(j->copy_size ? j->copy_size : 1), j->copy_size};
+			r = old.p ? gz_unpack(ofd, j->copy_off, j->copy_size, j->copy_z, old.p)
+			          : BW_ENOMEM;
 			close(ofd);
-			r = BW_EIO;
-			if (on == (ssize_t)j->copy_size && !fstat(j->fd, &nst) &&
-			    nst.st_size <= (off_t)(2 * j->copy_size + (1 << 20))) {
-				nb = malloc(nst.st_size ? (size_t)nst.st_size : 1);
-				ssize_t nn = nb ? pread(j->fd, nb, (size_t)nst.st_size, 0) : -1;
-				if (nn >= 0)
-					r = bw_sample_compare_mem(ob, (size_t)on, nb, (size_t)nn, &c);
+			struct stat nst;
+			if (!r && (r = fstat(j->fd, &nst) ? bw_from_errno(errno) : 0) == 0) {
+				if (nst.st_size <= (off_t)(2 * j->copy_size + (1 << 20))) {
+					uint8_t *nb = malloc(nst.st_size ? (size_t)nst.st_size : 1);
+					ssize_t nn = nb ? pread(j->fd, nb, (size_t)nst.st_size, 0) : -1;
+					r = nn >= 0 ? bw_sample_compare_mem(old.p, old.n, nb, (size_t)nn, &c)
+					            : BW_EIO;
+					free(nb);
+				} else {
+					/* the new file grew large: read it from its descriptor */
+					r = bw_sample_compare_rd(mem_read_fn, &old, old.n, j->fd, &c);
+				}
 			}
-			free(ob);
-			free(nb);
-			if (r == BW_EIO) {
-				/* the new file grew large: compare it from its descriptor */
-				int mfd = memfd_create("bw-old", MFD_CLOEXEC);
-				ofd = open(cp, O_RDONLY | O_CLOEXEC);
-				uint8_t *b = malloc(j->copy_size ? j->copy_size : 1);
-				ssize_t n = b && mfd >= 0 && ofd >= 0
-				          ? pread(ofd, b, j->copy_size, j->copy_off) : -1;
-				if (ofd >= 0)
-					close(ofd);
-				if (n == (ssize_t)j->copy_size && bw_write_full(mfd, b, (size_t)n) == 0)
-					r = bw_sample_compare(mfd, j->fd, &c);
-				if (mfd >= 0)
-					close(mfd);
-				free(b);
-			}
-		} else {
-			/* a file of its own: compressed (zcopy.h) */
+			free(old.p);
+		} else if (j->copy_z) {
 			struct gz_reader z;
 			r = gz_open(&z, ofd);
 			if (!r) {
 				r = bw_sample_compare_rd(gz_read_fn, &z, z.size, j->fd, &c);
 				gz_close(&z);
 			}
+			close(ofd);
+		} else {
+			r = bw_sample_compare(ofd, j->fd, &c); /* a complete ranged copy */
 			close(ofd);
 		}
 		if (r)

@@ -419,7 +419,7 @@ static int overlay_ranges(const struct rb_ino *r, int out, int64_t before)
 }
 
 /* Copy a whole copy to out at 0: len bytes at off of a segment (off >= 0),
- * or all of a file of its own, compressed (z) or not.  Sets *size to its
+ * or all of a file of its own; compressed (z) or not.  Sets *size to its
  * length.  0 or an error code. */
 static int copy_whole(int in, int out, int64_t off, uint64_t len, int z, off_t *size)
 {
@@ -437,6 +437,16 @@ static int copy_whole(int in, int out, int64_t off, uint64_t len, int z, off_t *
 		return gi_copy_sparse(in, out, (uint64_t)st.st_size);
 	}
 	*size = (off_t)len;
+	if (z) {
+		if (len > GI_PACK_MAX)
+			return BW_EFORMAT;
+		uint8_t *buf = malloc(len ? len : 1);
+		int r = buf ? gz_unpack(in, off, len, 1, buf) : BW_ENOMEM;
+		if (!r)
+			r = bw_pwrite_full(out, buf, len, 0);
+		free(buf);
+		return r;
+	}
 	if ((uint64_t)off + len > (uint64_t)st.st_size)
 		return BW_EFORMAT; /* the segment is shorter than the journal says */
 	return copy_packed_out(in, out, off, len) ? bw_from_errno(errno) : 0;

@@ -142,9 +142,10 @@ int gi_vault_copy_path(struct bw_guard *g, int64_t ns, uint64_t ino, int64_t off
 #define SEG_MAX (64ULL << 20)
 #define PACK_MAX GI_PACK_MAX
 
-/* Append a small file to the current segment. */
+/* Append a small file to the current segment, compressed if that saves
+ * an eighth or more (*z). */
 static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
-                       int64_t *off)
+                       int64_t *off, int *z)
 {
 	if (!gi_copybuf(g))
 		return BW_ENOMEM;
@@ -166,13 +167,22 @@ static int copy_packed(struct bw_guard *g, int fd, uint64_t size, int64_t *ns,
 		return bw_from_errno(errno);
 	if ((uint64_t)n < size)
 		memset(g->copybuf + n, 0, size - (uint64_t)n);
-	int r = bw_pwrite_full(g->seg_fd, g->copybuf, size, g->seg_off);
+	const uint8_t *p = g->copybuf;
+	size_t len = (size_t)size, zl = 0;
+	*z = 0;
+	if (gz_pack(&g->gz, g->copybuf, len, &p, &zl) == 0 && zl < len - len / 8) {
+		len = zl;
+		*z = 1;
+	} else {
+		p = g->copybuf;
+	}
+	int r = bw_pwrite_full(g->seg_fd, p, len, g->seg_off);
 	if (r)
 		return r;
 	*ns = g->seg_ns;
 	*off = (int64_t)g->seg_off;
-	g->seg_off += size;
-	g->vault_bytes += size;
+	g->seg_off += len;
+	g->vault_bytes += len;
 	return 0;
 }
 
@@ -272,9 +282,9 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 	}
 	char vp[4300];
 	int64_t ns = 0, off = -1;
-	int r;
+	int r, z = 1;
 	if (size <= PACK_MAX) {
-		if ((r = copy_packed(g, fd, size, &ns, &off)))
+		if ((r = copy_packed(g, fd, size, &ns, &off, &z)))
 			return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));
 	} else {
 		ns = bw_now_ns();
@@ -298,12 +308,13 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 		g->copies_n++;
 	}
 	gi_vault_copy_path(g, ns, st->st_ino, off, vp, sizeof vp);
-	gi_journal_copy(g, pid, path, st, vp, off, 0);
+	gi_journal_copy(g, pid, path, st, vp, off, 0, z);
 	g->copies++;
 	if (w) {
 		w->ns = ns;
 		w->off = off;
 		w->size = size;
+		w->z = z;
 	}
 	return 0;
 }

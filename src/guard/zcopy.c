@@ -18,7 +18,6 @@
 #include <unistd.h>
 #include <zstd.h>
 
-#define GZ_BATCH (8 * GZ_CHUNK)   /* read and written at a time */
 #define GZ_LEVEL 1
 #define SKIP_MAGIC 0x184D2A5Eu
 #define HDR_LEN 24                /* "BWZ1", chunk, size, n, 0 */
@@ -60,6 +59,8 @@ static int writer_ready(struct gz_writer *w)
 		w->in = malloc(GZ_BATCH);
 	if (!w->out) {
 		w->outcap = (GZ_BATCH / GZ_CHUNK) * ZSTD_compressBound(GZ_CHUNK);
+		if (w->outcap < ZSTD_compressBound(GZ_BATCH))
+			w->outcap = ZSTD_compressBound(GZ_BATCH);
 		w->out = malloc(w->outcap);
 	}
 	return w->cctx && w->in && w->out ? 0 : BW_ENOMEM;
@@ -134,6 +135,22 @@ int gz_write(struct gz_writer *w, int in, int out, uint64_t size, uint64_t *stor
 	if (!r && stored)
 		*stored = at;
 	return r;
+}
+
+int gz_pack(struct gz_writer *w, const uint8_t *p, size_t n, const uint8_t **out,
+            size_t *outlen)
+{
+	int r = writer_ready(w);
+	if (r)
+		return r;
+	if (n > GZ_BATCH)
+		return BW_ETOOBIG;
+	size_t z = ZSTD_compress2(w->cctx, w->out, w->outcap, p, n);
+	if (ZSTD_isError(z))
+		return BW_EIO;
+	*out = w->out;
+	*outlen = z;
+	return 0;
 }
 
 static int bad(void)
@@ -266,5 +283,35 @@ int gz_restore(int in, int out, uint64_t *size)
 		r = bw_from_errno(errno);
 	*size = z.size;
 	gz_close(&z);
+	return r;
+}
+
+int gz_unpack(int fd, int64_t off, uint64_t len, int z, uint8_t *buf)
+{
+	if (off < 0 || len > GZ_BATCH)
+		return bad();
+	if (!z)
+		return bw_pread_full(fd, buf, (size_t)len, (uint64_t)off);
+	struct stat st;
+	if (fstat(fd, &st))
+		return bw_from_errno(errno);
+	if ((uint64_t)off >= (uint64_t)st.st_size)
+		return bad();
+	size_t cap = ZSTD_compressBound((size_t)len);
+	if ((uint64_t)st.st_size - (uint64_t)off < cap)
+		cap = (size_t)((uint64_t)st.st_size - (uint64_t)off);
+	uint8_t *c = malloc(cap ? cap : 1);
+	if (!c)
+		return BW_ENOMEM;
+	int r = bw_pread_full(fd, c, cap, (uint64_t)off);
+	if (!r) {
+		size_t fl = ZSTD_findFrameCompressedSize(c, cap);
+		size_t d = ZSTD_isError(fl) ? fl : ZSTD_decompress(buf, (size_t)len, c, fl);
+		if (ZSTD_isError(d) || d != len)
+			r = bad();
+	} else if (r == BW_EFORMAT) {
+		r = bad();
+	}
+	free(c);
 	return r;
 }

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #define GZ_CHUNK (128u << 10)
+#define GZ_BATCH (8 * GZ_CHUNK)   /* read and written at a time; a packed copy's limit */
 
 /* Scratch for writing: kept by the caller (the engine keeps one). */
 struct gz_writer {
@@ -34,6 +35,14 @@ void gz_writer_release(struct gz_writer *w);
 /* Copy size bytes of in (from offset 0) to out (empty, at offset 0) as a
  * compressed copy.  *stored: bytes written.  0 or an error code. */
 int gz_write(struct gz_writer *w, int in, int out, uint64_t size, uint64_t *stored);
+
+/* Compress n bytes (at most GZ_BATCH) at p into one frame, a small copy
+ * packed into a segment: *out points into w's scratch. */
+int gz_pack(struct gz_writer *w, const uint8_t *p, size_t n, const uint8_t **out,
+            size_t *outlen);
+/* The len bytes of a packed copy at off of the segment fd, compressed (z)
+ * or not, into buf.  BW_EFORMAT if they are not all there or damaged. */
+int gz_unpack(int fd, int64_t off, uint64_t len, int z, uint8_t *buf);
 
 /* Reading one: its index in memory, one chunk decompressed at a time. */
 struct gz_reader {

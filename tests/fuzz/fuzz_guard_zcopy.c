@@ -2,7 +2,8 @@
  * analysis and a rollback read it.  The vault is the guard's own, but it
  * is on disk where a damaged machine or an attacker may have changed it:
  * reading must stay bounded and never crash, and a copy whose index
- * passes must read back exactly its declared size. */
+ * passes must read back exactly its declared size.  Also one packed copy
+ * of a segment, its length taken from the first three bytes. */
 #include "zcopy.h"
 
 #include <stdint.h>
@@ -40,6 +41,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		(void)gz_restore(fd, out, &rs);
 	}
 done:
+	/* the input as a segment holding one packed copy at offset 0 */
+	if (size >= 3) {
+		static uint8_t pk[GZ_BATCH];
+		uint64_t len = ((uint64_t)data[0] << 16 | (uint64_t)data[1] << 8 | data[2]) % (GZ_BATCH + 2);
+		(void)gz_unpack(fd, 3, len, 1, pk);
+		(void)gz_unpack(fd, 0, len, data[0] & 1, pk);
+	}
 	close(fd);
 	close(out);
 	return 0;

@@ -1,6 +1,7 @@
 /* Compressed vault copies (src/guard/zcopy.c): what goes in comes back
  * byte for byte, whole and at any offset, holes and blocks of zeros stay
- * holes in a restore, and a damaged copy is an error, never wrong bytes. */
+ * holes in a restore, small copies packed into a segment come back from
+ * their offset, and a damaged copy is an error, never wrong bytes. */
 #include "zcopy.h"
 
 #include <bulwark/core.h>
@@ -138,6 +139,43 @@ static void damaged(void)
 	close(out);
 }
 
+/* Small copies packed into a segment: one frame each, found by offset. */
+static void packed(void)
+{
+	struct gz_writer w = {0};
+	int seg = mk("seg");
+	static uint8_t a[70000], b[5000], got[70000];
+	for (size_t i = 0; i < sizeof a; i++)
+		a[i] = (uint8_t)("lorem ipsum dolor "[i % 18] + i / 9000);
+	for (size_t i = 0; i < sizeof b; i++)
+		b[i] = (uint8_t)(i * 131 + 7);
+	const uint8_t *p;
+	size_t za = 0, zb = 0;
+	CHECK_EQ_INT(gz_pack(&w, a, sizeof a, &p, &za), 0);
+	CHECK(za < sizeof a / 4);
+	CHECK(bw_pwrite_full(seg, b, sizeof b, 0) == 0);            /* raw */
+	CHECK(bw_pwrite_full(seg, p, za, sizeof b) == 0);           /* compressed */
+	CHECK_EQ_INT(gz_pack(&w, b, sizeof b, &p, &zb), 0);
+	CHECK(bw_pwrite_full(seg, p, zb, sizeof b + za) == 0);      /* at the end */
+	CHECK_EQ_INT(gz_unpack(seg, 0, sizeof b, 0, got), 0);
+	CHECK(memcmp(got, b, sizeof b) == 0);
+	CHECK_EQ_INT(gz_unpack(seg, (int64_t)sizeof b, sizeof a, 1, got), 0);
+	CHECK(memcmp(got, a, sizeof a) == 0);
+	CHECK_EQ_INT(gz_unpack(seg, (int64_t)(sizeof b + za), sizeof b, 1, got), 0);
+	CHECK(memcmp(got, b, sizeof b) == 0);
+	/* a wrong length, a wrong offset, a flipped byte: errors */
+	CHECK(gz_unpack(seg, (int64_t)sizeof b, sizeof a - 1, 1, got) != 0);
+	CHECK(gz_unpack(seg, (int64_t)sizeof b + 1, sizeof a, 1, got) != 0);
+	CHECK(gz_unpack(seg, (int64_t)(sizeof b + za + zb), sizeof b, 1, got) != 0);
+	uint8_t x;
+	CHECK(bw_pread_full(seg, &x, 1, sizeof b + za / 2) == 0);
+	x ^= 0x21;
+	CHECK(bw_pwrite_full(seg, &x, 1, sizeof b + za / 2) == 0);
+	CHECK(gz_unpack(seg, (int64_t)sizeof b, sizeof a, 1, got) != 0);
+	gz_writer_release(&w);
+	close(seg);
+}
+
 int main(void)
 {
 	snprintf(dir, sizeof dir, "/tmp/bw-zcopy-XXXXXX");
@@ -149,6 +187,7 @@ int main(void)
 	round_trip(3 * GZ_CHUNK + 777, 0, 0);
 	round_trip(9u << 20, 2u << 20, 3u << 20); /* a hole over whole batches */
 	damaged();
+	packed();
 	char cmd[128];
 	snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
 	if (system(cmd) != 0)
