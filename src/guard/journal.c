@@ -125,14 +125,14 @@ void gi_journal_copy(struct bw_guard *g, pid_t pid, const char *path,
                      const struct stat *st, const char *vault, int64_t off,
                      int ranged, int z)
 {
-	json_t *o = entry(g, "copy", pid, path, NULL, st, vault);
+	/* a compressed copy has an op of its own: a replay that does not know
+	 * it skips it rather than restoring compressed bytes */
+	json_t *o = entry(g, z ? "zcopy" : "copy", pid, path, NULL, st, vault);
 	/* packed: where in the segment the bytes are */
 	if (o && off >= 0)
 		json_object_set_new(o, "off", json_integer(off));
 	if (o && ranged)
 		json_object_set_new(o, "ranged", json_true());
-	if (o && z)
-		json_object_set_new(o, "z", json_true());
 	put(g, o);
 }
 

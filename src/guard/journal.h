@@ -29,7 +29,7 @@ struct gj_entry {
 	int64_t mtime;
 	int64_t off;      /* packed copy: offset in the segment, else -1 */
 	int ranged;       /* a copy that holds only the ranges logged after it */
-	int z;            /* a compressed copy (zcopy.h) */
+	int z;            /* a compressed copy (op "zcopy", zcopy.h) */
 	uint64_t at, len; /* range: bytes [at, at + len) of the file */
 };
 /* Parse one line (without the newline).  BW_EFORMAT names what is wrong;

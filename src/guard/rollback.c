@@ -797,7 +797,8 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	int r = BW_EFORMAT;
 	if (!op)
 		goto out;
-	x.op = !strcmp(op, "link") ? GJ_LINK : !strcmp(op, "copy") ? GJ_COPY
+	x.z = !strcmp(op, "zcopy");
+	x.op = !strcmp(op, "link") ? GJ_LINK : !strcmp(op, "copy") || x.z ? GJ_COPY
 	     : !strcmp(op, "create") ? GJ_CREATE : !strcmp(op, "delete") ? GJ_DELETE
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
 	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
@@ -816,7 +817,6 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	json_t *offv = json_object_get(o, "off");
 	x.off = json_is_integer(offv) ? (int64_t)json_integer_value(offv) : -1;
 	x.ranged = json_is_true(json_object_get(o, "ranged"));
-	x.z = json_is_true(json_object_get(o, "z"));
 	int64_t rat = get_int(o, "at"), rlen = get_int(o, "len");
 	if (x.off < -1 || x.size > (1ULL << 50) || rat < 0 || rlen < 0 ||
 	    (uint64_t)rat > (1ULL << 50) || (uint64_t)rlen > (1ULL << 30))
