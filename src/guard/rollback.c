@@ -199,7 +199,9 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				r->ranged = e->ranged;
 				r->mode = e->mode; r->uid = e->uid; r->gid = e->gid;
 				r->mtime = e->mtime;
-			} else if (r->ranged && !e->ranged && !r->created) {
+			} else if (r->ranged && !e->ranged && !r->created && !r->base) {
+				/* the first whole copy after the ranged one: a later one
+				 * holds writes the ranges do not undo */
 				set_str(&r->base, e->vault);
 				r->base_off = e->off;
 				r->base_len = e->size;
