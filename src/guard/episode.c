@@ -19,7 +19,8 @@
  * more than a copy of the file (one event is priced as 64 KiB of copy),
  * one snapshot of it is taken for all of them and the rest of the episode
  * is free: at most about twice what the cheaper choice would have cost,
- * whatever the access pattern.  A ranged copy is restored by laying its
+ * whatever the access pattern.  A file that needed such a snapshot once
+ * is copied whole at the first write of its later episodes (guard.c).  A ranged copy is restored by laying its
  * ranges over the snapshot (rollback.c). */
 #include "guard_int.h"
 
@@ -244,6 +245,7 @@ int gi_wc_event(struct bw_guard *g, int fd, const struct stat *st,
 	int r = gi_vault_copy(g, fd, st, path, first, &snap);
 	if (r)
 		return r;
+	in->snapped = 1;
 	char vp[4300];
 	gi_vault_copy_path(g, snap.ns, st->st_ino, snap.off, vp, sizeof vp);
 	for (int i = 0; i < in->nwc; i++) {

@@ -760,7 +760,12 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		 * descriptor, truncate(2) by name) gets its copy too */
 		w = in ? gi_wc_add(in, sid) : NULL;
 		if (w && !w->copied) {
-			if (gi_wc_before_write(g, fd, &st, path, tgid, w, ranged, at, count)) {
+			/* a file whose ranged copies once ended in a snapshot is
+			 * read and written enough to be copied whole at once (not
+			 * for an append: that changes nothing there was) */
+			int whole = in->snapped && (!count || at < (uint64_t)st.st_size);
+			if (gi_wc_before_write(g, fd, &st, path, tgid, w, ranged && !whole,
+			                       at, count)) {
 				bw_warn("guard: %s", bw_err_msg());
 				bw_err_clear();
 			}

@@ -67,6 +67,8 @@ struct gi_inode {
 	struct gi_wcopy *wc; /* the episode's copies, one per writing tree */
 	int nwc, wccap;
 	uint64_t events;  /* pre-content events while a writer had no copy */
+	int snapped;      /* an episode of it ended its ranged copies with a
+	                     snapshot: later ones copy it whole at once */
 };
 
 /* Behaviour of one process tree (keyed by session). */

@@ -216,6 +216,28 @@ for at in range(0, 3 << 20, 20480):   # across zero and data blocks alike
     os.pwrite(fd, b"\xa5" * 6000, at)
 os.close(fd)
 EOF2
+# that many writes ended its ranged copy in a snapshot: the file's next
+# episode is copied whole at its first write, not range by range
+python3 -c '
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY)
+os.pwrite(fd, b"\x5a" * 100, 1 << 20)
+os.close(fd)
+' "$DATA/zb-a.bin"
+python3 - "$T/state/journal.jsonl" "$DATA/zb-a.bin" <<'EOF2' || fail "the second episode of a snapshotted file was copied by range, not whole"
+import json, sys
+copies = []
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("op") in ("copy", "zcopy") and e.get("path") == sys.argv[2]:
+        copies.append(e)
+# episode 1: a ranged copy, then its snapshot; episode 2: one whole copy
+sys.exit(0 if len(copies) == 3 and copies[0].get("ranged") and
+         not copies[1].get("ranged") and not copies[2].get("ranged") else 1)
+EOF2
 rm "$DATA/zb-b.bin"
 sleep 0.5
 "$BW" guard rollback --state-dir "$T/state" --since 2s >"$T/rb-zb.out" 2>&1 ||
@@ -223,7 +245,7 @@ sleep 0.5
 cmp -s "$T/zb-a" "$DATA/zb-a.bin" || fail "a rewritten file with zero blocks did not come back byte for byte"
 cmp -s "$T/zb-b" "$DATA/zb-b.bin" || fail "a deleted file with zero blocks did not come back byte for byte"
 rm -f "$DATA/zb-a.bin" "$DATA/zb-b.bin"
-echo "zero blocks: a ranged copy and a whole copy restored byte for byte"
+echo "zero blocks: a ranged copy and a whole copy restored byte for byte (a snapshotted file's next episode copied whole)"
 
 # ---- truncate(2) by name of files nobody has open for writing ------------
 # no permission event reaches the guard for it (reads of such files are
