@@ -171,6 +171,9 @@ int bw_sample_compare(int old_fd, int new_fd, struct bw_sample_cmp *out) BW_WUR;
 /* The same over two buffers (old may be NULL with old_len 0 for "no old
  * content"), reading them exactly as the file version would: used by the
  * tests and the fuzz target. */
+int bw_sample_compare_mem(const uint8_t *old, size_t old_len,
+                          const uint8_t *new_, size_t new_len,
+                          struct bw_sample_cmp *out) BW_WUR;
 /* The same with the old content behind a reader: old_len bytes, read
  * with rd(arg, off, buf, len, &got), got short only past the end (a
  * compressed vault copy). */
@@ -178,9 +181,6 @@ typedef int (*bw_sample_read_fn)(void *arg, uint64_t off, uint8_t *buf, size_t l
                                  size_t *got);
 int bw_sample_compare_rd(bw_sample_read_fn rd, void *arg, uint64_t old_len, int new_fd,
                          struct bw_sample_cmp *out) BW_WUR;
-int bw_sample_compare_mem(const uint8_t *old, size_t old_len,
-                          const uint8_t *new_, size_t new_len,
-                          struct bw_sample_cmp *out) BW_WUR;
 
 /* For a new file with no old content: 1 if it looks like ciphertext of no
  * known format (type UNKNOWN with near-random sampled blocks, or text

@@ -20,8 +20,9 @@
  * one snapshot of it is taken for all of them and the rest of the episode
  * is free: at most about twice what the cheaper choice would have cost,
  * whatever the access pattern.  A file that needed such a snapshot once
- * is copied whole at the first write of its later episodes (guard.c).  A ranged copy is restored by laying its
- * ranges over the snapshot (rollback.c). */
+ * is copied whole at the first write of its later episodes (guard.c).
+ * A ranged copy is restored by laying its ranges over the snapshot
+ * (rollback.c). */
 #include "guard_int.h"
 
 #include <errno.h>

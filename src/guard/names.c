@@ -386,24 +386,13 @@ static void analyse(struct bw_guard *g, struct gi_job *j)
 			free(ob);
 			free(nb);
 		} else if (j->copy_off >= 0) {
-			/* a packed copy (at most 1 MiB): read into memory */
+			/* a packed copy (at most 1 MiB): unpacked into memory */
 			struct mem_src old = {malloc(j->copy_size ? j->copy_size : 1), j->copy_size};
 			r = old.p ? gz_unpack(ofd, j->copy_off, j->copy_size, j->copy_z, old.p)
 			          : BW_ENOMEM;
 			close(ofd);
-			struct stat nst;
-			if (!r && (r = fstat(j->fd, &nst) ? bw_from_errno(errno) : 0) == 0) {
-				if (nst.st_size <= (off_t)(2 * j->copy_size + (1 << 20))) {
-					uint8_t *nb = malloc(nst.st_size ? (size_t)nst.st_size : 1);
-					ssize_t nn = nb ? pread(j->fd, nb, (size_t)nst.st_size, 0) : -1;
-					r = nn >= 0 ? bw_sample_compare_mem(old.p, old.n, nb, (size_t)nn, &c)
-					            : BW_EIO;
-					free(nb);
-				} else {
-					/* the new file grew large: read it from its descriptor */
-					r = bw_sample_compare_rd(mem_read_fn, &old, old.n, j->fd, &c);
-				}
-			}
+			if (!r)
+				r = bw_sample_compare_rd(mem_read_fn, &old, old.n, j->fd, &c);
 			free(old.p);
 		} else if (j->copy_z) {
 			struct gz_reader z;

@@ -282,7 +282,7 @@ int gi_vault_copy(struct bw_guard *g, int fd, const struct stat *st,
 	}
 	char vp[4300];
 	int64_t ns = 0, off = -1;
-	int r, z = 1;
+	int r, z = 1; /* a file of its own is always compressed; packed: if it pays */
 	if (size <= PACK_MAX) {
 		if ((r = copy_packed(g, fd, size, &ns, &off, &z)))
 			return bw_errf(r, "vault copy of %s: %s", path, bw_strerror(r));

@@ -23,17 +23,6 @@
 #define HDR_LEN 24                /* "BWZ1", chunk, size, n, 0 */
 #define TAIL_LEN 8                /* L, "BWZE" */
 
-static void put_le64(uint8_t *p, uint64_t v)
-{
-	put_le32(p, (uint32_t)v);
-	put_le32(p + 4, (uint32_t)(v >> 32));
-}
-
-static uint64_t get_le64(const uint8_t *p)
-{
-	return get_le32(p) | (uint64_t)get_le32(p + 4) << 32;
-}
-
 void gz_writer_release(struct gz_writer *w)
 {
 	ZSTD_freeCCtx(w->cctx);
