@@ -313,12 +313,14 @@ static int cmd_status(int argc, char **argv)
 	       (long long)json_integer_value(json_object_get(v, "copies")), used, budget,
 	       (long long)json_integer_value(json_object_get(v, "files_held")),
 	       json_integer_value(json_object_get(v, "files_unheld")) ? " (some over the limit)" : "");
-	printf("events:     %lld (%lld allowed, %lld denied), %lld copies made, "
+	printf("events:     %lld (%lld allowed, %lld denied), %lld copies made "
+	       "(%lld rewrites of a process's own files needed none), "
 	       "%lld queue overflows\n",
 	       (long long)json_integer_value(json_object_get(cn, "events")),
 	       (long long)json_integer_value(json_object_get(cn, "allowed")),
 	       (long long)json_integer_value(json_object_get(cn, "denied")),
 	       (long long)json_integer_value(json_object_get(cn, "copies_made")),
+	       (long long)json_integer_value(json_object_get(cn, "own_rewrites")),
 	       (long long)json_integer_value(json_object_get(cn, "overflows")));
 	printf("            by kind: %lld opens, %lld reads, %lld writes, %lld closes "
 	       "after writing\n",

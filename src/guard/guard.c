@@ -557,6 +557,48 @@ static int event_range(const struct fanotify_event_metadata *m, uint64_t *at,
 	return 0;
 }
 
+/* Whether a write episode of process tgid needs no copy of the file: it
+ * made the file, nobody else has opened it for writing since, and it is
+ * still that process (it started before the file was made, so its pid
+ * was not reused).  All the file holds is its own output, and a rollback
+ * of it removes what it made.  Per process, not per tree: a user's shell
+ * session holds everything started from it, attacker included (lock
+ * held). */
+static int own_rewrite(const struct gi_inode *in, pid_t tgid)
+{
+	if (!in->born_only || in->born_pid != tgid || !in->born_ns)
+		return 0;
+	struct bw_proc_info pi;
+	long hz = sysconf(_SC_CLK_TCK);
+	if (hz <= 0 || bw_proc_info(tgid, &pi))
+		return 0;
+	return (int64_t)(pi.start * (uint64_t)(1000000000LL / hz)) < in->born_ns;
+}
+
+/* Start tgid's write episode of the file without a copy (own_rewrite). */
+static void own_episode(struct bw_guard *g, struct gi_wcopy *w, pid_t tgid,
+                        const char *path, const struct stat *st)
+{
+	w->copied = 1;
+	w->own = 1;
+	w->ns = 0;
+	w->off = -1;
+	w->size = 0;
+	g->own_rewrites++;
+	gi_journal(g, "own", tgid, path, NULL, st, NULL);
+}
+
+/* Another process of the tree writes the file: what its maker wrote is
+ * not this one's own, so the tree needs a real copy after all. */
+static void own_end(struct gi_wcopy *w)
+{
+	if (!w || !w->own)
+		return;
+	w->own = 0;
+	w->copied = 0;
+	w->ns = -1;
+}
+
 /* One event of the permission group.  Owns m->fd. */
 static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata *m)
 {
@@ -665,6 +707,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		if (m->mask & FAN_OPEN_PERM) {
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
+			if (in && tgid != g->self && tgid != in->born_pid)
+				in->born_only = 0; /* its writes are not the maker's */
 			if (in)
 				read_mode(g, fd, in, &st);
 			pthread_mutex_unlock(&g->lock);
@@ -686,10 +730,20 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		struct gi_wcopy *w = NULL;
 		int empty = 0;
 		if (in && wr) {
+			if (tgid != in->born_pid)
+				in->born_only = 0;
 			if (in->writers++ == 0)
 				write_mode(g, fd, in);
 			/* a tree new to the episode: its first write needs a copy */
 			w = gi_wc_add(in, sid);
+			if (w && tgid != in->born_pid)
+				own_end(w);
+			/* unless the process rewrites a file of its own making */
+			if (w && !w->copied && !w->pages && st.st_size > 0 && in->writers == 1 &&
+			    own_rewrite(in, tgid)) {
+				own_episode(g, w, tgid, path, &st);
+				empty = 1;
+			}
 			/* unless the file is empty and nobody else writes it: then
 			 * there is nothing to lose, and its writes need no event
 			 * (what is written is judged at close, as a new file) */
@@ -759,7 +813,14 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* a writer without a write open of its own (an inherited
 		 * descriptor, truncate(2) by name) gets its copy too */
 		w = in ? gi_wc_add(in, sid) : NULL;
-		if (w && !w->copied) {
+		if (in && tgid != in->born_pid) {
+			in->born_only = 0;
+			own_end(w);
+		}
+		if (w && !w->copied && !w->pages && st.st_size > 0 && in->writers <= 1 &&
+		    own_rewrite(in, tgid)) {
+			own_episode(g, w, tgid, path, &st);
+		} else if (w && !w->copied) {
 			/* a file whose ranged copies once ended in a snapshot is
 			 * read and written enough to be copied whole at once (not
 			 * for an append: that changes nothing there was) */

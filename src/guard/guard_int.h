@@ -45,6 +45,8 @@ struct gi_wcopy {
 	int64_t off;      /* offset in the segment; -1 = a file of its own */
 	uint64_t size;    /* the file's size when the copy began */
 	int z;            /* compressed (zcopy.h); ranged copies never are */
+	int own;          /* nothing copied: the file is its maker's own output
+	                     (see own_rewrite in guard.c); ns is 0 */
 	/* ranged copies (files over GI_PACK_MAX): pages copied so far */
 	uint64_t *pages;  /* bitmap of 4 KiB pages; NULL: not ranged */
 	uint64_t npages, ncopied;
@@ -58,6 +60,9 @@ struct gi_inode {
 	int hold;         /* fd + 1 of the descriptor the guard holds on it */
 	pid_t born_sid;   /* the tree that created it (its own files are not lost) */
 	pid_t born_pid;   /* and the process (what it deletes itself is not copied) */
+	int64_t born_ns;  /* when the guard saw it created (CLOCK_BOOTTIME) */
+	int born_only;    /* nobody but born_pid has opened it for writing since:
+	                     that process's rewrites of it need no copy */
 	int preopened;    /* open for writing before the guard: FAN_MODIFY watched */
 	int64_t last_mod_ns;
 	int write_ignored;/* an ignore mark skips its pre-content events: every
@@ -166,6 +171,7 @@ struct bw_guard {
 	int64_t started_ns;
 	int gap_reported, clean_stop;
 	uint64_t events, allowed, denied, copies, links, overflows;
+	uint64_t own_rewrites;    /* write episodes that needed no copy (own_rewrite) */
 	/* permission-group events by kind: opens, pre-content reads and
 	 * writes (as told by the blocked call), closes after writing */
 	uint64_t ev_open, ev_read, ev_write, ev_close;
@@ -193,6 +199,13 @@ struct gi_job {
 	struct gi_run *runs; /* a ranged copy: the ranges it holds (owned) */
 	int nruns;
 };
+
+static inline int64_t gi_boot_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
 
 /* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait */
 static inline struct timespec gi_deadline(long ms)

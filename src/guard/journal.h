@@ -18,7 +18,7 @@ int gj_write_line(int fd, json_t *o);
 /* One parsed journal line (rollback.c).  Strings are heap copies owned
  * by the entry; release with gj_entry_release. */
 enum gj_op { GJ_LINK, GJ_COPY, GJ_CREATE, GJ_DELETE, GJ_RENAME, GJ_MKDIR,
-             GJ_RMDIR, GJ_RESTORE, GJ_SEEN, GJ_GONE, GJ_RANGE, GJ_OTHER };
+             GJ_RMDIR, GJ_RESTORE, GJ_SEEN, GJ_GONE, GJ_RANGE, GJ_OWN, GJ_OTHER };
 struct gj_entry {
 	int64_t t;
 	enum gj_op op;

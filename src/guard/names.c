@@ -248,6 +248,8 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			if (in) {
 				in->born_sid = sid;
 				in->born_pid = tgid;
+				in->born_ns = gi_boot_ns();
+				in->born_only = 1;
 			}
 			pthread_mutex_unlock(&g->lock);
 		}

@@ -51,6 +51,9 @@ struct rb_ino {
 	uint64_t base_len;
 	int base_z;
 	int touched, created;
+	int own;            /* rewritten by its maker without a copy ("own")
+	                       before any copy in the window: its state at the
+	                       start of the window is not kept */
 	int dead;           /* deleted or replaced: its number may come back */
 };
 
@@ -191,7 +194,7 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 			set_str(&r->cur, e->path);
 		if (in_window) {
 			touch(r, e);
-			if (!r->copy && !r->created) {
+			if (!r->copy && !r->created && !r->own) {
 				set_str(&r->copy, e->vault);
 				r->copy_off = e->off;
 				r->copy_len = e->size;
@@ -209,6 +212,15 @@ static void apply(struct rb *b, const struct gj_entry *e, int in_window)
 				r->base_t = e->t;
 			}
 		}
+		return;
+	case GJ_OWN:
+		r = rb_get(b, e->ino);
+		if (!r || !in_window || r->created || r->copy)
+			return;
+		if (!r->cur)
+			set_str(&r->cur, e->path);
+		touch(r, e);
+		r->own = 1;
 		return;
 	case GJ_RANGE:
 		r = rb_get(b, e->ino);
@@ -713,6 +725,12 @@ int bw_guard_rollback(const char *state_dir, const struct bw_guard_rollback_opts
 		struct rb_ino *x = b.all[i];
 		if (!x->touched || x->created || !x->orig)
 			continue;
+		if (x->own && !x->copy) {
+			note(o, "skip", x->orig, "rewritten in the window by the process that "
+			     "made it, which needed no copy: its earlier content was not kept");
+			st->failed++;
+			continue;
+		}
 		if (o->dry_run) {
 			note(o, "restore", x->orig, NULL);
 			st->restored++;
@@ -805,7 +823,7 @@ int gj_entry_parse(const char *line, size_t len, struct gj_entry *e)
 	     : !strcmp(op, "rename") ? GJ_RENAME : !strcmp(op, "mkdir") ? GJ_MKDIR
 	     : !strcmp(op, "rmdir") ? GJ_RMDIR : !strcmp(op, "restore") ? GJ_RESTORE
 	     : !strcmp(op, "seen") ? GJ_SEEN : !strcmp(op, "gone") ? GJ_GONE
-	     : !strcmp(op, "range") ? GJ_RANGE : GJ_OTHER;
+	     : !strcmp(op, "range") ? GJ_RANGE : !strcmp(op, "own") ? GJ_OWN : GJ_OTHER;
 	x.t = get_int(o, "t");
 	x.pid = (int)get_int(o, "pid");
 	x.sid = (int)get_int(o, "sid");

@@ -844,6 +844,7 @@ void gi_state_write(struct bw_guard *g)
 	json_object_set_new(c, "allowed", json_integer((json_int_t)g->allowed));
 	json_object_set_new(c, "denied", json_integer((json_int_t)g->denied));
 	json_object_set_new(c, "copies_made", json_integer((json_int_t)g->copies));
+	json_object_set_new(c, "own_rewrites", json_integer((json_int_t)g->own_rewrites));
 	json_object_set_new(c, "overflows", json_integer((json_int_t)g->overflows));
 	json_object_set_new(c, "opens", json_integer((json_int_t)g->ev_open));
 	json_object_set_new(c, "reads", json_integer((json_int_t)g->ev_read));

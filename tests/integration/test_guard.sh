@@ -247,6 +247,53 @@ cmp -s "$T/zb-b" "$DATA/zb-b.bin" || fail "a deleted file with zero blocks did n
 rm -f "$DATA/zb-a.bin" "$DATA/zb-b.bin"
 echo "zero blocks: a ranged copy and a whole copy restored byte for byte (a snapshotted file's next episode copied whole)"
 
+# ---- a process rewriting a file it made itself needs no copy -------------
+# (what the file holds is its own output; a rollback of it removes the
+# file), but another process writing it does, and an on-demand rollback
+# of the maker from after the file's creation says what it cannot undo
+python3 - "$DATA/own.txt" >"$T/own.pids" <<'EOF2'
+import os, subprocess, sys, time
+p = sys.argv[1]
+with open(p, "w") as f:
+    f.write("made\n" * 1000)
+time.sleep(4)
+with open(p, "r+") as f:
+    f.write("mine\n" * 1000)
+time.sleep(0.3)
+q = subprocess.Popen([sys.executable, "-c",
+    "import sys; open(sys.argv[1], 'r+').write('them\\n' * 1000)", p])
+q.wait()
+print(os.getpid(), q.pid)
+EOF2
+read -r OWN_P OWN_Q <"$T/own.pids"
+sleep 0.5
+python3 - "$T/state/journal.jsonl" "$DATA/own.txt" "$OWN_P" "$OWN_Q" <<'EOF2' ||
+import json, sys
+ops = []
+for line in open(sys.argv[1]):
+    try:
+        e = json.loads(line)
+    except ValueError:
+        continue
+    if e.get("path") == sys.argv[2] and e.get("op") != "seen":
+        ops.append((e.get("op"), str(e.get("pid"))))
+want = [("create", sys.argv[3]), ("own", sys.argv[3])]
+copies = [o[1] for o in ops if o[0] in ("copy", "zcopy")]
+sys.exit(0 if ops[:2] == want and copies == [sys.argv[4]] else 1)
+EOF2
+	fail "own rewrites: journal is not create, own (maker), one copy (the other process): $(grep own.txt "$T/state/journal.jsonl")"
+"$BW" guard rollback --state-dir "$T/state" --since 3s --pid "$OWN_Q" >"$T/rb-own.out" 2>&1 ||
+	fail "rollback of the other writer failed: $(cat "$T/rb-own.out")"
+grep -qx 'mine' "$DATA/own.txt" && [ "$(sort -u "$DATA/own.txt")" = mine ] ||
+	fail "the other writer's rollback did not bring back the maker's rewrite"
+if "$BW" guard rollback --state-dir "$T/state" --since 3s --pid "$OWN_P" --dry-run >"$T/rb-own2.out" 2>&1; then
+	fail "a rollback of the maker from after the creation claimed success: $(cat "$T/rb-own2.out")"
+fi
+grep -q 'was not kept' "$T/rb-own2.out" ||
+	fail "a rollback of the maker does not say what it could not undo: $(cat "$T/rb-own2.out")"
+rm -f "$DATA/own.txt"
+echo "own rewrites: the maker's rewrite needed no copy, the other writer's was undone, and the maker's window rollback says what it cannot undo"
+
 # ---- truncate(2) by name of files nobody has open for writing ------------
 # no permission event reaches the guard for it (reads of such files are
 # not watched); the modification watch must still catch it and stop it
