@@ -575,6 +575,17 @@ static int own_rewrite(const struct gi_inode *in, pid_t tgid)
 	return (int64_t)(pi.start * (uint64_t)(1000000000LL / hz)) < in->born_ns;
 }
 
+/* Process tgid opens the file for writing, or writes it (lock held). */
+static void note_writer(struct gi_inode *in, pid_t tgid)
+{
+	if (!in->born_ns)
+		/* its creation not told yet (the name group lags): remember
+		 * whether anyone but one process wrote it meanwhile */
+		in->early_writer = !in->early_writer || in->early_writer == tgid ? tgid : -1;
+	else if (tgid != in->born_pid)
+		in->born_only = 0;
+}
+
 /* Start tgid's write episode of the file without a copy (own_rewrite). */
 static void own_episode(struct bw_guard *g, struct gi_wcopy *w, pid_t tgid,
                         const char *path, const struct stat *st)
@@ -707,8 +718,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		if (m->mask & FAN_OPEN_PERM) {
 			pthread_mutex_lock(&g->lock);
 			struct gi_inode *in = hold_inode(g, fd, &st, path, tgid);
-			if (in && tgid != g->self && tgid != in->born_pid)
-				in->born_only = 0; /* its writes are not the maker's */
+			if (in && tgid != g->self)
+				note_writer(in, tgid); /* a trusted one may write it */
 			if (in)
 				read_mode(g, fd, in, &st);
 			pthread_mutex_unlock(&g->lock);
@@ -730,8 +741,7 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		struct gi_wcopy *w = NULL;
 		int empty = 0;
 		if (in && wr) {
-			if (tgid != in->born_pid)
-				in->born_only = 0;
+			note_writer(in, tgid);
 			if (in->writers++ == 0)
 				write_mode(g, fd, in);
 			/* a tree new to the episode: its first write needs a copy */
@@ -813,10 +823,10 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		/* a writer without a write open of its own (an inherited
 		 * descriptor, truncate(2) by name) gets its copy too */
 		w = in ? gi_wc_add(in, sid) : NULL;
-		if (in && tgid != in->born_pid) {
-			in->born_only = 0;
+		if (in)
+			note_writer(in, tgid);
+		if (in && tgid != in->born_pid)
 			own_end(w);
-		}
 		if (w && !w->copied && !w->pages && st.st_size > 0 && in->writers <= 1 &&
 		    own_rewrite(in, tgid)) {
 			own_episode(g, w, tgid, path, &st);

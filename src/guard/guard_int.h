@@ -63,6 +63,8 @@ struct gi_inode {
 	int64_t born_ns;  /* when the guard saw it created (CLOCK_BOOTTIME) */
 	int born_only;    /* nobody but born_pid has opened it for writing since:
 	                     that process's rewrites of it need no copy */
+	pid_t early_writer;/* who wrote it before its creation was told: one
+	                     process, or -1 for more than one */
 	int preopened;    /* open for writing before the guard: FAN_MODIFY watched */
 	int64_t last_mod_ns;
 	int write_ignored;/* an ignore mark skips its pre-content events: every

@@ -249,7 +249,8 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 				in->born_sid = sid;
 				in->born_pid = tgid;
 				in->born_ns = gi_boot_ns();
-				in->born_only = 1;
+				in->born_only = !in->early_writer || in->early_writer == tgid;
+				in->early_writer = 0;
 			}
 			pthread_mutex_unlock(&g->lock);
 		}
