@@ -157,6 +157,7 @@ int bw_path_join(struct bw_buf *out, const char *a, const char *b) BW_WUR;
 /* ---- time ------------------------------------------------------------------ */
 int64_t bw_now_ns(void);       /* CLOCK_REALTIME */
 double bw_mono_s(void);        /* CLOCK_MONOTONIC seconds */
+int64_t bw_boot_ns(void);      /* CLOCK_BOOTTIME (the clock of /proc/PID/stat start times) */
 /* RFC 3339 with nanoseconds, UTC: 2026-11-28T01:02:03.123456789Z */
 void bw_time_format(int64_t ns, char out[40]);
 /* local time, second precision: 2026-11-28 01:02:03 */

@@ -1,4 +1,4 @@
-/* Wall and monotonic clocks, RFC 3339 formatting and parsing, sizes. */
+/* Wall, monotonic and boot clocks, RFC 3339 formatting and parsing, sizes. */
 #include <bulwark/core.h>
 
 #include <stdio.h>
@@ -17,6 +17,13 @@ double bw_mono_s(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int64_t bw_boot_ns(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_BOOTTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
 static void split(int64_t ns, time_t *s, long *n)

@@ -586,10 +586,23 @@ static void note_writer(struct gi_inode *in, pid_t tgid)
 		in->born_only = 0;
 }
 
-/* Start tgid's write episode of the file without a copy (own_rewrite). */
-static void own_episode(struct bw_guard *g, struct gi_wcopy *w, pid_t tgid,
-                        const char *path, const struct stat *st)
+/* Process tgid writes the file in tree w's episode (lock held): note the
+ * writer, and when it rewrites a file of its own making (own_rewrite),
+ * start the tree's episode without a copy, as for an empty file; 1 then.
+ * Another process of the tree ends that: what the maker wrote is not its
+ * own, so the tree needs a real copy after all. */
+static int own_begin(struct bw_guard *g, struct gi_inode *in, struct gi_wcopy *w,
+                     pid_t tgid, const char *path, const struct stat *st)
 {
+	note_writer(in, tgid);
+	if (w && w->own && tgid != in->born_pid) {
+		w->own = 0;
+		w->copied = 0;
+		w->ns = -1;
+	}
+	if (!w || w->copied || w->pages || st->st_size == 0 || in->writers > 1 ||
+	    !own_rewrite(in, tgid))
+		return 0;
 	w->copied = 1;
 	w->own = 1;
 	w->ns = 0;
@@ -597,17 +610,7 @@ static void own_episode(struct bw_guard *g, struct gi_wcopy *w, pid_t tgid,
 	w->size = 0;
 	g->own_rewrites++;
 	gi_journal(g, "own", tgid, path, NULL, st, NULL);
-}
-
-/* Another process of the tree writes the file: what its maker wrote is
- * not this one's own, so the tree needs a real copy after all. */
-static void own_end(struct gi_wcopy *w)
-{
-	if (!w || !w->own)
-		return;
-	w->own = 0;
-	w->copied = 0;
-	w->ns = -1;
+	return 1;
 }
 
 /* One event of the permission group.  Owns m->fd. */
@@ -741,19 +744,12 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		struct gi_wcopy *w = NULL;
 		int empty = 0;
 		if (in && wr) {
-			note_writer(in, tgid);
 			if (in->writers++ == 0)
 				write_mode(g, fd, in);
-			/* a tree new to the episode: its first write needs a copy */
+			/* a tree new to the episode: its first write needs a copy,
+			 * unless the process rewrites a file of its own making */
 			w = gi_wc_add(in, sid);
-			if (w && tgid != in->born_pid)
-				own_end(w);
-			/* unless the process rewrites a file of its own making */
-			if (w && !w->copied && !w->pages && st.st_size > 0 && in->writers == 1 &&
-			    own_rewrite(in, tgid)) {
-				own_episode(g, w, tgid, path, &st);
-				empty = 1;
-			}
+			empty = own_begin(g, in, w, tgid, path, &st);
 			/* unless the file is empty and nobody else writes it: then
 			 * there is nothing to lose, and its writes need no event
 			 * (what is written is judged at close, as a new file) */
@@ -824,13 +820,8 @@ static void handle_perm(struct bw_guard *g, const struct fanotify_event_metadata
 		 * descriptor, truncate(2) by name) gets its copy too */
 		w = in ? gi_wc_add(in, sid) : NULL;
 		if (in)
-			note_writer(in, tgid);
-		if (in && tgid != in->born_pid)
-			own_end(w);
-		if (w && !w->copied && !w->pages && st.st_size > 0 && in->writers <= 1 &&
-		    own_rewrite(in, tgid)) {
-			own_episode(g, w, tgid, path, &st);
-		} else if (w && !w->copied) {
+			own_begin(g, in, w, tgid, path, &st); /* copied then, if own */
+		if (w && !w->copied) {
 			/* a file whose ranged copies once ended in a snapshot is
 			 * read and written enough to be copied whole at once (not
 			 * for an append: that changes nothing there was) */

@@ -202,13 +202,6 @@ struct gi_job {
 	int nruns;
 };
 
-static inline int64_t gi_boot_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_BOOTTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
-}
-
 /* now + ms on CLOCK_REALTIME, for pthread_cond_timedwait */
 static inline struct timespec gi_deadline(long ms)
 {

@@ -248,7 +248,7 @@ static void handle_name(struct bw_guard *g, const struct fanotify_event_metadata
 			if (in) {
 				in->born_sid = sid;
 				in->born_pid = tgid;
-				in->born_ns = gi_boot_ns();
+				in->born_ns = bw_boot_ns();
 				in->born_only = !in->early_writer || in->early_writer == tgid;
 				in->early_writer = 0;
 			}
